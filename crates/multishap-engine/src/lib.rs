@@ -1,0 +1,1 @@
+//! multishap-engine
