@@ -17,7 +17,10 @@ pub struct Coalition {
 
 impl Coalition {
     pub fn empty(d: usize) -> Self {
-        Self { d, bits: vec![0; words_for(d)] }
+        Self {
+            d,
+            bits: vec![0; words_for(d)],
+        }
     }
 
     pub fn full(d: usize) -> Self {
@@ -31,7 +34,11 @@ impl Coalition {
     /// From a bitmask (d <= 64), player p at bit p.
     pub fn from_mask(d: usize, mask: u64) -> Self {
         let mut c = Self::empty(d);
-        c.bits[0] = if d >= 64 { mask } else { mask & ((1u64 << d) - 1) };
+        c.bits[0] = if d >= 64 {
+            mask
+        } else {
+            mask & ((1u64 << d) - 1)
+        };
         c
     }
 
@@ -101,12 +108,20 @@ pub struct CoalitionBatch {
 
 impl CoalitionBatch {
     pub fn new(d: usize) -> Self {
-        Self { d, words: words_for(d), data: Vec::new() }
+        Self {
+            d,
+            words: words_for(d),
+            data: Vec::new(),
+        }
     }
 
     pub fn with_capacity(d: usize, capacity: usize) -> Self {
         let words = words_for(d);
-        Self { d, words, data: Vec::with_capacity(words * capacity) }
+        Self {
+            d,
+            words,
+            data: Vec::with_capacity(words * capacity),
+        }
     }
 
     pub fn num_players(&self) -> usize {
@@ -122,8 +137,28 @@ impl CoalitionBatch {
     }
 
     pub fn push(&mut self, c: &Coalition) {
-        assert_eq!(c.num_players(), self.d, "coalition over a different player set");
+        assert_eq!(
+            c.num_players(),
+            self.d,
+            "coalition over a different player set"
+        );
         self.data.extend_from_slice(c.words());
+    }
+
+    /// Append a coalition given by its raw bitset words (as from [`Self::words`]).
+    pub fn push_words(&mut self, words: &[u64]) {
+        assert_eq!(
+            words.len(),
+            self.words,
+            "coalition over a different player set"
+        );
+        self.data.extend_from_slice(words);
+    }
+
+    /// Append the coalition with bitmask `mask` (d <= 64).
+    pub fn push_mask(&mut self, mask: u64) {
+        assert!(self.d <= 64, "push_mask needs d <= 64");
+        self.data.push(mask);
     }
 
     /// The bitset words of coalition `i`.
@@ -132,7 +167,10 @@ impl CoalitionBatch {
     }
 
     pub fn get(&self, i: usize) -> Coalition {
-        Coalition { d: self.d, bits: self.words(i).to_vec() }
+        Coalition {
+            d: self.d,
+            bits: self.words(i).to_vec(),
+        }
     }
 
     pub fn contains(&self, i: usize, p: usize) -> bool {
@@ -150,7 +188,10 @@ impl CoalitionBatch {
         for i in 0..self.len() {
             let c = Coalition::from_members(
                 range.len(),
-                range.clone().filter(|&p| self.contains(i, p)).map(|p| p - range.start),
+                range
+                    .clone()
+                    .filter(|&p| self.contains(i, p))
+                    .map(|p| p - range.start),
             );
             out.push(&c);
         }

@@ -9,6 +9,8 @@ pub enum Error {
     InvalidInput(String),
     #[error("game evaluation failed: {0}")]
     Game(String),
+    #[error("invalid .npy file {path}: {reason}")]
+    Npy { path: String, reason: String },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -28,18 +28,29 @@ impl InteractionEstimate {
 
     /// The grid as `[m][n]` nested rows.
     pub fn sii_rows(&self) -> Vec<Vec<f64>> {
-        self.sii.chunks(self.text_players.max(1)).map(|r| r.to_vec()).collect()
+        self.sii
+            .chunks(self.text_players.max(1))
+            .map(|r| r.to_vec())
+            .collect()
     }
 
     pub fn stderr_rows(&self) -> Vec<Vec<f64>> {
-        self.stderr.chunks(self.text_players.max(1)).map(|r| r.to_vec()).collect()
+        self.stderr
+            .chunks(self.text_players.max(1))
+            .map(|r| r.to_vec())
+            .collect()
     }
 }
 
 /// An estimator of the cross-modal SII grid for a general (joint) game.
 pub trait Approximator {
     fn name(&self) -> &str;
-    fn approximate(&self, game: &mut dyn Game, budget: usize, seed: u64) -> Result<InteractionEstimate>;
+    fn approximate(
+        &self,
+        game: &mut dyn Game,
+        budget: usize,
+        seed: u64,
+    ) -> Result<InteractionEstimate>;
 }
 
 /// An estimator for dual-encoder games (image and text encoded separately).
