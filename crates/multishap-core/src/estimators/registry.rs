@@ -52,8 +52,14 @@ pub fn estimator_by_name(name: &str) -> Result<Box<dyn Approximator>> {
         "default" => return estimator_by_name(DEFAULT_ESTIMATOR),
         "regression-mc" => Box::new(RegressionMc::default()),
         "regression" => Box::new(RegressionMc::surrogate_only()),
-        "shared" => Box::new(Shared { stratified: false }),
-        "shared-stratified" => Box::new(Shared { stratified: true }),
+        "shared" => Box::new(Shared {
+            stratified: false,
+            antithetic: true,
+        }),
+        "shared-stratified" => Box::new(Shared {
+            stratified: true,
+            antithetic: true,
+        }),
         "per-pair" => Box::new(PerPair { stratified: false }),
         "per-pair-stratified" => Box::new(PerPair { stratified: true }),
         "permutation" => Box::new(Permutation),

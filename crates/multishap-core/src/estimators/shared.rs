@@ -4,7 +4,9 @@
 //! at the context S \ {i, j}. Each D_ij is importance-weighted by
 //! p_SII(context) / q(context), so each pair's context follows the SII law
 //! exactly (unbiased). The single toggles also give one Shapley marginal
-//! contribution per player and draw.
+//! contribution per player and draw. With `antithetic`, draws come in pairs
+//! (S, N \ S); with `stratified`, base sizes cycle through permutations of
+//! 0..=d.
 use super::{finish, masks, mean_and_stderr, vec_tensor};
 use crate::eval::evaluate_all;
 use crate::sampling::{random_subset, rng_from_seed};
@@ -21,6 +23,10 @@ pub struct Shared {
     /// drawing them independently (each draw's size stays uniform, so the
     /// estimate stays unbiased; the size-driven part of the variance drops).
     pub stratified: bool,
+    /// Every second draw is the complement N \ S of the previous one
+    /// (antithetic pairs; each draw keeps the same marginal law, so the
+    /// estimate stays unbiased; standard errors are computed over pairs).
+    pub antithetic: bool,
 }
 
 /// Probability that S \ T equals one fixed set of size r, where |T| = `drop`
@@ -87,8 +93,17 @@ impl Approximator for Shared {
         } else {
             sizes.extend((0..draws).map(|_| rng.random_range(0..=d)));
         }
-        for &s in &sizes[..draws] {
-            let base = random_subset(&mut rng, d, &mut pool, s);
+        let mut previous: Option<crate::Coalition> = None;
+        for (k, &s0) in sizes[..draws].iter().enumerate() {
+            let (s, base) = match (&previous, self.antithetic && k % 2 == 1) {
+                (Some(prev), true) => {
+                    let comp =
+                        crate::Coalition::from_members(d, (0..d).filter(|&p| !prev.contains(p)));
+                    (d - prev.len(), comp)
+                }
+                _ => (s0, random_subset(&mut rng, d, &mut pool, s0)),
+            };
+            previous = Some(base.clone());
             for (t, slot) in wp.iter_mut().enumerate() {
                 slot.push(if t <= s && s - t <= d - 2 {
                     w.sii(s - t) / q_context(&w, s - t, 2)
@@ -135,7 +150,13 @@ impl Approximator for Shared {
             .broadcast_add(&v00)?;
         let delta = raw.broadcast_mul(&sig_i)?.broadcast_mul(&sig_j)?;
         let weight = pair_weights(&x, m, n, &wp, &dev)?;
-        let (mean, se) = mean_and_stderr(&(delta * weight)?)?;
+        let z = (delta * weight)?;
+        let (mean, se) = if self.antithetic && draws >= 4 && draws % 2 == 0 {
+            // independent units are the antithetic pairs
+            mean_and_stderr(&z.reshape((draws / 2, 2, m, n))?.mean(1)?)?
+        } else {
+            mean_and_stderr(&z)?
+        };
 
         // Shapley: marginal contribution of each toggled player.
         let toggled = Tensor::cat(&[vi0.squeeze(D::Minus1)?, v0j.squeeze(1)?], 1)?; // [K, d]
