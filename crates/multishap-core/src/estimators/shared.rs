@@ -151,7 +151,7 @@ impl Approximator for Shared {
         let delta = raw.broadcast_mul(&sig_i)?.broadcast_mul(&sig_j)?;
         let weight = pair_weights(&x, m, n, &wp, &dev)?;
         let z = (delta * weight)?;
-        let (mean, se) = if self.antithetic && draws >= 4 && draws % 2 == 0 {
+        let (mean, se) = if self.antithetic && draws >= 4 && draws.is_multiple_of(2) {
             // independent units are the antithetic pairs
             mean_and_stderr(&z.reshape((draws / 2, 2, m, n))?.mean(1)?)?
         } else {
