@@ -171,8 +171,8 @@ pub fn overlay(
             let c = colormap::rdbu(t);
             let a = opts.max_alpha.clamp(0.0, 1.0) * t.abs();
             let p = out.get_pixel_mut((x0 + x) as u32, (y0 + y) as u32);
-            for k in 0..3 {
-                p.0[k] = (p.0[k] as f64 * (1.0 - a) + c[k] as f64 * a).round() as u8;
+            for (ch, col) in p.0.iter_mut().zip(c) {
+                *ch = (*ch as f64 * (1.0 - a) + col as f64 * a).round() as u8;
             }
         }
     }

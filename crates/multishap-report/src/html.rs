@@ -129,13 +129,13 @@ pub fn write_explanation_page(
     std::fs::write(&matrix_path, svg::matrix_svg(record)).map_err(io_err(&matrix_path))?;
 
     let mut h = page_start(&format!("MultiSHAP explanation {}", record.id));
-    let _ = write!(h, "<h1>Explanation of sample {}</h1>\n", escape(&record.id));
+    let _ = writeln!(h, "<h1>Explanation of sample {}</h1>", escape(&record.id));
     h.push_str(&summary_table(record));
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h2>Image and token-average interaction map</h2><div class=\"maps\">\
 <figure><img class=\"main\" src=\"{}\" alt=\"input image\"><figcaption>input image</figcaption></figure>\
-<figure><img class=\"main\" src=\"{}\" alt=\"average heatmap\"><figcaption>mean SII over tokens</figcaption>{}</figure></div>\n",
+<figure><img class=\"main\" src=\"{}\" alt=\"average heatmap\"><figcaption>mean SII over tokens</figcaption>{}</figure></div>",
         url(&maps.base),
         url(&maps.average),
         svg::colorbar_svg(maps.average_scale, 300, "mean SII over tokens")
@@ -168,9 +168,9 @@ pub fn write_explanation_page(
         );
     }
     h.push_str("</div>\n");
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<h2>Token x patch matrix</h2><img src=\"{}\" alt=\"token by patch SII matrix\">\n",
+        "<h2>Token x patch matrix</h2><img src=\"{}\" alt=\"token by patch SII matrix\">",
         url(&matrix)
     );
     h.push_str("<h2>Tokens</h2><table><tr><th>#</th><th>token</th><th>&Sigma; SII</th><th>&Sigma; |SII|</th>");

@@ -349,7 +349,12 @@ mod tests {
         let path = dir.path().join("sub/results.jsonl");
         let mut w = ResultsWriter::open(&path).unwrap();
         w.append(&record("a")).unwrap();
+        // Durable on return: a separate reader sees it while the writer is still open.
+        assert_eq!(completed_ids(&path).unwrap().len(), 1);
         w.append(&record("b")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with('\n'));
         drop(w);
         let out = read_records(&path).unwrap();
         assert_eq!(out.records.len(), 2);

@@ -409,6 +409,24 @@ fn group_rows(groups: &[GroupStats]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Group rows with numbers shortened for reading.
+fn group_rows_html(groups: &[GroupStats]) -> Vec<Vec<String>> {
+    groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.group.clone(),
+                g.n_samples.to_string(),
+                opt_num(g.mean_positive_ratio),
+                num(g.share_synergy_dominant),
+                num(g.mean_abs_sii),
+                g.n_with_answers.to_string(),
+                opt_num(g.vqa_accuracy),
+            ]
+        })
+        .collect()
+}
+
 const GROUP_HEADER: [&str; 7] = [
     "group",
     "n_samples",
@@ -650,7 +668,7 @@ pub fn build_report(
 
     // HTML.
     let mut h = page_start(&opts.title);
-    let _ = write!(h, "<h1>{}</h1>\n", escape(&opts.title));
+    let _ = writeln!(h, "<h1>{}</h1>", escape(&opts.title));
     let overview = vec![
         vec!["samples".to_string(), stats.n_samples.to_string()],
         vec!["models".into(), stats.models.join(", ")],
@@ -749,14 +767,19 @@ pub fn build_report(
         &bars,
         "samples with the token in their top-k",
     ));
-    h.push_str(&html_table(&["token", "count", "share"], &token_rows));
+    let token_html: Vec<Vec<String>> = stats
+        .top_tokens
+        .iter()
+        .map(|t| vec![t.token.clone(), t.count.to_string(), num(t.share)])
+        .collect();
+    h.push_str(&html_table(&["token", "count", "share"], &token_html));
     for (title, groups) in [
         ("By answer type", &stats.by_answer_type),
         ("By question type", &stats.by_question_type),
     ] {
         if !groups.is_empty() {
             let _ = write!(h, "<h2>{title}</h2>");
-            h.push_str(&html_table(&GROUP_HEADER, &group_rows(groups)));
+            h.push_str(&html_table(&GROUP_HEADER, &group_rows_html(groups)));
         }
     }
     if !examples.is_empty() {

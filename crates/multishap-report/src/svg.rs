@@ -124,7 +124,7 @@ pub fn matrix_svg(record: &ExplanationRecord) -> String {
     }
     // Ticks at the start of every grid row.
     let cols = record.grid.cols.max(1);
-    let every = ((record.grid.rows + 11) / 12).max(1);
+    let every = record.grid.rows.div_ceil(12).max(1);
     for r in (0..record.grid.rows).step_by(every) {
         let x = label_w + (r * cols) as u32 * cell_w;
         let _ = write!(
