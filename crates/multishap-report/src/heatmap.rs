@@ -6,7 +6,9 @@
 //! gaussian of `sigma_patches` patches, then resized bilinearly to the part of the image the
 //! patch boxes cover (the whole image when the record has no boxes; outside it nothing is drawn).
 //! Each pixel gets the diverging RdBu colour of `value / scale` (blue negative, white 0, red
-//! positive) blended over the image with alpha `max_alpha * |value / scale|`.
+//! positive) blended over the image with alpha `max_alpha * |value / scale|`. The image under
+//! the overlay is first moved towards its grey level by `desaturate` (0 keeps the colours,
+//! 1 is fully grey) so that the diverging colours stay readable on colourful photos.
 //!
 //! Scales are symmetric around 0. With `shared_scale` (default) all per-token maps use
 //! `max |SII|` over the whole grid, so maps of different tokens are comparable; the average map
@@ -27,6 +29,8 @@ pub struct HeatmapOptions {
     pub sigma_patches: f64,
     /// Alpha of the overlay at `|value| = scale`.
     pub max_alpha: f64,
+    /// Fraction by which the image under the overlay is desaturated (0..=1).
+    pub desaturate: f64,
     /// Per-token maps share one scale (max |SII| over the grid) instead of one each.
     pub shared_scale: bool,
     /// Side of one patch in pixels when there is no image (maps on a white background).
@@ -40,6 +44,7 @@ impl Default for HeatmapOptions {
             work_px_per_patch: 8,
             sigma_patches: 0.35,
             max_alpha: 0.8,
+            desaturate: 0.5,
             shared_scale: true,
             blank_patch_px: 32,
         }
@@ -155,6 +160,16 @@ pub fn overlay(
     opts: &HeatmapOptions,
 ) -> RgbImage {
     let mut out = base.clone();
+    let ds = opts.desaturate.clamp(0.0, 1.0);
+    if ds > 0.0 {
+        for p in out.pixels_mut() {
+            let [r, g, b] = p.0.map(f64::from);
+            let luma = 0.299 * r + 0.587 * g + 0.114 * b;
+            for ch in p.0.iter_mut() {
+                *ch = (*ch as f64 * (1.0 - ds) + luma * ds).round() as u8;
+            }
+        }
+    }
     let [x0, y0, x1, y1] = region;
     let (rw, rh) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
     if rw == 0 || rh == 0 || rows == 0 || cols == 0 {
@@ -336,6 +351,21 @@ mod tests {
         assert_eq!(up[63], 4.0);
         // Identity when sizes match.
         assert_eq!(upsample_bilinear(&grid, 2, 2, 2, 2), grid.to_vec());
+    }
+
+    #[test]
+    fn zero_map_leaves_image_or_only_desaturates() {
+        let base = RgbImage::from_pixel(8, 8, Rgb([200, 40, 40]));
+        let mut opts = HeatmapOptions {
+            desaturate: 0.0,
+            ..Default::default()
+        };
+        let out = overlay(&base, &[0.0; 4], 2, 2, [0, 0, 8, 8], 1.0, &opts);
+        assert_eq!(out, base);
+        opts.desaturate = 1.0;
+        let out = overlay(&base, &[0.0; 4], 2, 2, [0, 0, 8, 8], 1.0, &opts);
+        // luma = .299 * 200 + .587 * 40 + .114 * 40 = 87.84 -> 88
+        assert!(out.pixels().all(|p| p.0 == [88, 88, 88]));
     }
 
     #[test]
