@@ -1,7 +1,8 @@
 //! Dual-encoder estimator for games v(S) = f(A(S_img), B(S_txt)) (CLIP).
 //!
 //! K image base coalitions and K text base coalitions are drawn independently
-//! (sizes uniform, then uniform subsets) and each is toggled at every one of
+//! (size-stratified: sizes cycle through permutations, each uniform; then
+//! uniform subsets) and each is toggled at every one of
 //! its players: K (m+1) image and K (n+1) text coalitions, whose product grid
 //! (one `evaluate_grid` call) holds K^2 (m+1)(n+1) game values. Every pair of
 //! bases (a, b) gives one discrete derivative D_ij for every (patch i, token j)
@@ -19,6 +20,7 @@ use crate::{
     CoalitionBatch, DualApproximator, DualEncoderGame, Error, InteractionEstimate, Players, Result,
 };
 use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
 use rand::Rng;
 use std::time::Instant;
 
@@ -48,8 +50,15 @@ fn toggled_bases<R: Rng>(
     let mut bases = CoalitionBatch::with_capacity(players, k);
     let mut all = CoalitionBatch::with_capacity(players, k * (players + 1));
     let mut sizes = Vec::with_capacity(k);
-    for _ in 0..k {
-        let s = rng.random_range(0..=players);
+    // sizes cycle through random permutations of 0..=players (each draw's
+    // size stays uniform, so the weights below remain exact)
+    let mut schedule: Vec<usize> = Vec::with_capacity(k + players + 1);
+    while schedule.len() < k {
+        let mut round: Vec<usize> = (0..=players).collect();
+        round.shuffle(rng);
+        schedule.extend(round);
+    }
+    for &s in &schedule[..k] {
         let base = random_subset(rng, players, &mut pool, s);
         all.push(&base);
         for p in 0..players {
