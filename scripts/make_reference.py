@@ -213,7 +213,7 @@ def clip_case(name, images, text_kw, vision_kw, proj, texts, image_keys, process
         "kind": "clip",
         "texts": texts,
         "images": [str(images[k].relative_to(FIX)) for k in image_keys],
-        "logit_scale_exp": float(model.logit_scale.exp()),
+        "logit_scale_exp": float(model.logit_scale.detach().exp()),
         "image_mean": list(proc.image_mean),
         "image_std": list(proc.image_std),
         "tokens": [tok.convert_ids_to_tokens(r) for r in ids.tolist()],
@@ -249,6 +249,9 @@ def vilt_case(name, images, cfg_kw, head, texts, image_keys, processor_kw, token
                 p.add_(0.02 * torch.randn_like(p))
             if "position_embeddings" in n or "cls_token" in n:
                 p.add_(0.5 * torch.randn_like(p))
+            # Pooler and heads at unit scale, so that logits are O(1) and 1e-4 is a tight check.
+            if n.endswith("weight") and p.dim() == 2 and ("pooler" in n or "classifier" in n or "rank_output" in n):
+                p.copy_(torch.randn_like(p) / p.shape[1] ** 0.5)
     if weights == "safetensors":
         model.save_pretrained(folder, safe_serialization=True)
     else:
