@@ -30,5 +30,7 @@ pub use config::{
 pub use engine::{Engine, RowModel, SampleGame};
 pub use error::{EngineError, Result};
 pub use grid::{PatchBox, PatchGrid};
+/// The image type game constructors take (re-exported so callers need no `image` dependency).
+pub use image::DynamicImage;
 pub use scheduler::{Scheduler, SchedulerStats};
 pub use vilt::{Prediction, ViltEngine, ViltHead, ViltItmGame, ViltRows, ViltSample, ViltVqaGame};
