@@ -1,4 +1,4 @@
-//! The `multishap` command-line tool.
+//! The `multishap` command-line tool; everything lives in the library.
 fn main() {
-    println!("multishap {}", env!("CARGO_PKG_VERSION"));
+    std::process::exit(multishap_cli::main_with_args(std::env::args_os()));
 }

@@ -1,0 +1,84 @@
+//! `multishap report`: dataset statistics and HTML from one or more results files.
+use crate::cli::ReportArgs;
+use crate::errors::{user, UserContext};
+use anyhow::Result;
+use multishap_report::{build_report, read_shards, ReportOptions, ReportSummary};
+use std::path::PathBuf;
+
+/// Files given, with folders expanded to their `results*.jsonl` (sorted).
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .user_ctx(|| format!("cannot read {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    name.starts_with("results") && name.ends_with(".jsonl")
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(user(format!("{} holds no results*.jsonl", p.display())));
+            }
+            files.extend(found);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            return Err(user(format!("{}: no such file or folder", p.display())));
+        }
+    }
+    Ok(files)
+}
+
+pub fn run(a: &ReportArgs) -> Result<ReportSummary> {
+    let files = expand_inputs(&a.inputs)?;
+    let merged = read_shards(&files).user_err()?;
+    for f in &merged.torn_files {
+        eprintln!("report: ignored a torn last line in {}", f.display());
+    }
+    if !merged.duplicate_ids.is_empty() {
+        eprintln!(
+            "report: {} duplicate ids kept once (first occurrence), e.g. {}",
+            merged.duplicate_ids.len(),
+            merged.duplicate_ids[0]
+        );
+    }
+    if merged.records.is_empty() {
+        return Err(user("no records in the given results files"));
+    }
+    let mut opts = ReportOptions::default();
+    if let Some(t) = &a.title {
+        opts.title = t.clone();
+    }
+    if let Some(e) = a.examples {
+        opts.examples = e;
+    }
+    if let Some(k) = a.top_k {
+        opts.top_k = k;
+    }
+    opts.image_root = a.image_root.clone();
+    let summary = build_report(&merged.records, &a.out, &opts)?;
+    for w in &summary.warnings {
+        eprintln!("report: warning: {w}");
+    }
+    let s = &summary.stats;
+    println!(
+        "{} samples from {} file(s); mean positive ratio {}; synergy-dominant share {}",
+        s.n_samples,
+        files.len(),
+        s.mean_positive_ratio
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "n/a".into()),
+        s.share_synergy_dominant
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "n/a".into()),
+    );
+    println!(
+        "wrote {} and {}",
+        summary.json.display(),
+        summary.html.display()
+    );
+    Ok(summary)
+}

@@ -1,0 +1,358 @@
+//! One model, many samples: image + text -> game -> estimate -> [`ExplanationRecord`].
+//! Shared by `explain`, `run` and `bench-k`.
+use crate::config::{Settings, DUAL_ESTIMATOR};
+use crate::errors::{user, UserContext};
+use crate::geometry::Geometry;
+use anyhow::{Context, Result};
+use candle_core::{DType, Tensor};
+use image::DynamicImage;
+use multishap_core::{
+    dual_estimator_by_name, estimator_by_name, Coalition, CoalitionBatch, Game,
+    InteractionEstimate, Players,
+};
+use multishap_engine::{
+    AnswerTarget, ClipRetrievalGame, EngineConfig, PatchGrid, RetrievalScore, ViltItmGame,
+    ViltVqaGame, VqaScore,
+};
+use multishap_models::{AnyImageProcessor, AnyModel, LoadedModel};
+use multishap_report::{
+    ExplanationRecord, ModelInfo, PatchGrid as ReportGrid, Prediction, RecordMeta,
+};
+use serde_json::json;
+use std::path::Path;
+
+/// One thing to explain.
+#[derive(Debug, Clone)]
+pub struct SampleInput<'a> {
+    pub id: &'a str,
+    pub image: &'a Path,
+    pub text: &'a str,
+    /// Ground-truth answers (VQA), most frequent first is not required.
+    pub answers: &'a [String],
+    pub answer_type: Option<&'a str>,
+    pub question_type: Option<&'a str>,
+}
+
+/// A loaded model plus the merged settings.
+pub struct Explainer {
+    pub model: LoadedModel,
+    pub settings: Settings,
+}
+
+/// The game of one sample, whatever the model.
+#[allow(clippy::large_enum_variant)] // one per sample, never in collections
+pub enum AnyGame<'m> {
+    Vqa(ViltVqaGame<'m>),
+    Itm(ViltItmGame<'m>),
+    Clip(ClipRetrievalGame<'m>),
+}
+
+impl AnyGame<'_> {
+    pub fn tokens(&self) -> Vec<String> {
+        match self {
+            AnyGame::Vqa(g) => g.tokens(),
+            AnyGame::Itm(g) => g.tokens(),
+            AnyGame::Clip(g) => g.tokens(),
+        }
+    }
+
+    pub fn grid(&self) -> PatchGrid {
+        match self {
+            AnyGame::Vqa(g) => g.grid(),
+            AnyGame::Itm(g) => g.grid(),
+            AnyGame::Clip(g) => g.grid(),
+        }
+    }
+
+    pub fn as_game(&mut self) -> &mut dyn Game {
+        match self {
+            AnyGame::Vqa(g) => g,
+            AnyGame::Itm(g) => g,
+            AnyGame::Clip(g) => g,
+        }
+    }
+
+    pub fn players(&mut self) -> Players {
+        self.as_game().players()
+    }
+
+    /// Values of the full and the empty coalition.
+    pub fn full_and_empty(&mut self) -> Result<(f64, f64)> {
+        let d = self.players().total();
+        let batch = CoalitionBatch::from_iter([Coalition::full(d), Coalition::empty(d)]);
+        let v: Tensor = self.as_game().evaluate(&batch)?;
+        let v = v.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        Ok((v[0], v[1]))
+    }
+}
+
+/// The most frequent answer (first on ties): VQAv2's ten human answers -> one target.
+pub fn majority_answer(answers: &[String]) -> Option<&str> {
+    let mut best: Option<(&str, usize)> = None;
+    for a in answers {
+        let c = answers.iter().filter(|b| *b == a).count();
+        if best.is_none_or(|(_, bc)| c > bc) {
+            best = Some((a.as_str(), c));
+        }
+    }
+    best.map(|(a, _)| a)
+}
+
+/// A stable per-sample seed: FNV-1a of the id mixed into the run seed, so
+/// samples get independent coalitions and a rerun (or a shard) reproduces them.
+pub fn sample_seed(seed: u64, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // splitmix64 finaliser of seed ^ hash
+    let mut z = seed ^ h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Loads an image with a one-line user error.
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    if !path.exists() {
+        return Err(user(format!("image {} does not exist", path.display())));
+    }
+    multishap_models::preprocess::load_image(path)
+        .user_ctx(|| format!("cannot load image {}", path.display()))
+}
+
+fn vqa_scorer_name(s: VqaScore) -> &'static str {
+    match s {
+        VqaScore::Logit => "vqa-logit",
+        VqaScore::Probability => "vqa-probability",
+        VqaScore::LogOdds => "vqa-log-odds",
+    }
+}
+
+impl Explainer {
+    /// Opens the device and loads the model (errors are user errors: wrong
+    /// id, missing folder, missing weights).
+    pub fn load(settings: Settings) -> Result<Self> {
+        let device = settings.device()?;
+        let dtype = settings.dtype(&device)?;
+        let model = multishap_models::load(&settings.model, &device, dtype)
+            .user_ctx(|| format!("cannot load model {}", settings.model_label))?;
+        if settings.estimator == DUAL_ESTIMATOR && !matches!(model.model, AnyModel::Clip(_)) {
+            return Err(user(format!(
+                "estimator {DUAL_ESTIMATOR} needs a dual encoder (CLIP); {} is not one",
+                settings.model_label
+            )));
+        }
+        Ok(Self { model, settings })
+    }
+
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.settings.engine
+    }
+
+    pub fn is_vqa(&self) -> bool {
+        matches!(self.model.model, AnyModel::ViltVqa(_))
+    }
+
+    /// The game of one (image, text).
+    pub fn game<'m>(&'m self, image: &DynamicImage, input: &SampleInput) -> Result<AnyGame<'m>> {
+        let cfg = &self.settings.engine;
+        let g = match &self.model.model {
+            AnyModel::ViltVqa(_) => {
+                let gt = majority_answer(input.answers);
+                if cfg.scorer.target == AnswerTarget::GroundTruth && gt.is_none() {
+                    return Err(user(format!(
+                        "sample {}: scorer.target = ground_truth but the sample has no answer",
+                        input.id
+                    )));
+                }
+                AnyGame::Vqa(ViltVqaGame::with_ground_truth(
+                    &self.model,
+                    image,
+                    input.text,
+                    gt,
+                    cfg,
+                )?)
+            }
+            AnyModel::ViltRetrieval(_) => {
+                AnyGame::Itm(ViltItmGame::new(&self.model, image, input.text, cfg)?)
+            }
+            AnyModel::Clip(_) => {
+                AnyGame::Clip(ClipRetrievalGame::new(&self.model, image, input.text, cfg)?)
+            }
+        };
+        Ok(g)
+    }
+
+    /// Runs the configured estimator on a game.
+    pub fn estimate(
+        &self,
+        game: &mut AnyGame,
+        estimator: &str,
+        budget: usize,
+        seed: u64,
+    ) -> Result<InteractionEstimate> {
+        let est = if estimator == DUAL_ESTIMATOR {
+            let AnyGame::Clip(g) = game else {
+                return Err(user(format!(
+                    "estimator {DUAL_ESTIMATOR} needs a CLIP model"
+                )));
+            };
+            dual_estimator_by_name(estimator)?.approximate_dual(g, budget, seed)?
+        } else {
+            estimator_by_name(estimator)?.approximate(game.as_game(), budget, seed)?
+        };
+        Ok(est)
+    }
+
+    /// Explains one sample with the settings' estimator and budget;
+    /// `seed` is the sample's seed. Returns the record and the loaded image.
+    pub fn explain(
+        &self,
+        input: &SampleInput,
+        seed: u64,
+    ) -> Result<(ExplanationRecord, DynamicImage)> {
+        let image = load_image(input.image)?;
+        let mut game = self.game(&image, input)?;
+        let players = game.players();
+        let budget = self.settings.budget_for(players)?;
+        let (full, empty) = game
+            .full_and_empty()
+            .context("scoring the full and the empty input")?;
+        let est = self.estimate(&mut game, &self.settings.estimator, budget, seed)?;
+        let record = self.record(input, &image, &game, &est, budget, seed, full, empty)?;
+        Ok((record, image))
+    }
+
+    /// Assembles the record of an estimate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        input: &SampleInput,
+        image: &DynamicImage,
+        game: &AnyGame,
+        est: &InteractionEstimate,
+        budget: usize,
+        seed: u64,
+        full: f64,
+        empty: f64,
+    ) -> Result<ExplanationRecord> {
+        let cfg = &self.settings.engine;
+        let grid = game.grid();
+        let original = (image.width(), image.height());
+        let geometry = Geometry::for_processor(
+            &self.model.image_processor,
+            original,
+            (grid.width, grid.height),
+        );
+        let boxes = grid
+            .boxes()
+            .iter()
+            .map(|b| geometry.to_original(b))
+            .collect();
+        let (scorer, target, prediction) = match game {
+            AnyGame::Vqa(g) => {
+                let (label, prob) = g.prediction();
+                let (_, target_label) = g.target();
+                let target = match cfg.scorer.target {
+                    AnswerTarget::Predicted => None,
+                    _ => target_label.map(str::to_string),
+                };
+                (
+                    vqa_scorer_name(cfg.scorer.vqa).to_string(),
+                    target,
+                    Prediction {
+                        label,
+                        score: prob as f64,
+                    },
+                )
+            }
+            AnyGame::Itm(_) => (
+                "vilt-itm-logit".to_string(),
+                None,
+                Prediction {
+                    label: input.text.into(),
+                    score: full,
+                },
+            ),
+            AnyGame::Clip(_) => {
+                let s = match cfg.scorer.retrieval {
+                    RetrievalScore::Cosine => "clip-cosine",
+                    RetrievalScore::ScaledLogit => "clip-scaled-logit",
+                };
+                (
+                    s.to_string(),
+                    None,
+                    Prediction {
+                        label: input.text.into(),
+                        score: full,
+                    },
+                )
+            }
+        };
+        let preprocessing = match &self.model.image_processor {
+            AnyImageProcessor::Vilt(p) => json!({
+                "processor": "vilt", "shortest_edge": p.shortest_edge, "size_divisor": p.size_divisor,
+                "image_mean": p.image_mean, "image_std": p.image_std,
+                "original_size": [original.0, original.1], "input_size": [grid.width, grid.height],
+            }),
+            AnyImageProcessor::Clip(p) => json!({
+                "processor": "clip", "shortest_edge": p.shortest_edge, "crop_size": [p.crop_width, p.crop_height],
+                "image_mean": p.image_mean, "image_std": p.image_std,
+                "original_size": [original.0, original.1], "input_size": [grid.width, grid.height],
+            }),
+        };
+        let mut masking = serde_json::to_value(&cfg.masking)?;
+        masking["grid"] = json!({ "rows": grid.rows, "cols": grid.cols });
+        let image_path =
+            std::fs::canonicalize(input.image).unwrap_or_else(|_| input.image.to_path_buf());
+        let meta = RecordMeta {
+            id: input.id.to_string(),
+            model: ModelInfo {
+                id: self.model.id.clone(),
+                revision: self.model.revision.clone(),
+            },
+            preprocessing,
+            masking,
+            scorer,
+            target,
+            budget,
+            seed,
+            prediction,
+            full_score: full,
+            empty_score: Some(empty),
+            answers: (!input.answers.is_empty()).then(|| input.answers.to_vec()),
+            answer_type: input.answer_type.map(str::to_string),
+            question_type: input.question_type.map(str::to_string),
+            text: input.text.to_string(),
+            image: Some(image_path.display().to_string()),
+            tokens: game.tokens(),
+            grid: ReportGrid {
+                rows: grid.rows,
+                cols: grid.cols,
+                boxes,
+                image_size: Some(original),
+            },
+        };
+        Ok(ExplanationRecord::from_estimate(est, meta)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majority_and_seeds() {
+        let a: Vec<String> = ["2", "3", "3", "2", "3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(majority_answer(&a), Some("3"));
+        assert_eq!(majority_answer(&[]), None);
+        assert_eq!(sample_seed(7, "a"), sample_seed(7, "a"));
+        assert_ne!(sample_seed(7, "a"), sample_seed(7, "b"));
+        assert_ne!(sample_seed(7, "a"), sample_seed(8, "a"));
+    }
+}

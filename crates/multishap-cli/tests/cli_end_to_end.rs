@@ -1,0 +1,636 @@
+//! End-to-end tests of the `multishap` binary on the tiny fixture models
+//! (tests/fixtures/models/checkpoints) with small budgets.
+use multishap_report::ExplanationRecord;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_multishap"));
+    c.env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")
+}
+
+fn image(name: &str) -> PathBuf {
+    fixtures().join("images").join(name)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn multishap")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+}
+
+/// Exit code 2 and exactly one line on stderr, starting with `error:` and containing `needle`.
+fn assert_user_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {err}");
+}
+
+/// A configuration for a tiny fixture model with a coarse 3x3 image grid.
+fn config(dir: &Path, model: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!(
+        "{model}{}.toml",
+        if extra.is_empty() { "" } else { "-extra" }
+    ));
+    let text = format!(
+        "[model]\npath = {:?}\n[estimator]\nname = \"shared-stratified\"\ndraws = 2\nseed = 5\n[masking.image]\ngrid = {{ rows = 3, cols = 3 }}\n{extra}",
+        fixtures().join("checkpoints").join(model).display().to_string()
+    );
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn manifest(dir: &Path, missing_image: bool) -> PathBuf {
+    let imgs = [
+        ("a", "chelsea.png", "how many cats are there?"),
+        ("b", "coffee_portrait.png", "what is in the cup?"),
+        ("c", "franz-kafka.jpg", "is he wearing a hat?"),
+        ("d", "chelsea.png", "what color is the cat?"),
+        ("e", "coffee_portrait.png", "is this coffee?"),
+    ];
+    let mut lines = String::new();
+    for (id, img, q) in imgs {
+        lines += &format!(
+            "{{\"id\": \"{id}\", \"image\": {:?}, \"text\": {q:?}, \"answer\": \"2\"}}\n",
+            image(img).display().to_string()
+        );
+    }
+    if missing_image {
+        lines += "{\"id\": \"zz\", \"image\": \"no-such-image.png\", \"text\": \"why?\"}\n";
+    }
+    let p = dir.join(if missing_image {
+        "m-missing.jsonl"
+    } else {
+        "m.jsonl"
+    });
+    fs::write(&p, lines).unwrap();
+    p
+}
+
+fn records(path: &Path) -> BTreeMap<String, ExplanationRecord> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let r: ExplanationRecord = serde_json::from_str(l).unwrap();
+            (r.id.clone(), r)
+        })
+        .collect()
+}
+
+/// Same explanation up to timing.
+fn assert_same(a: &BTreeMap<String, ExplanationRecord>, b: &BTreeMap<String, ExplanationRecord>) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (id, ra) in a {
+        let rb = &b[id];
+        assert_eq!(ra.sii, rb.sii, "SII of {id}");
+        assert_eq!(ra.seed, rb.seed, "seed of {id}");
+        assert_eq!(ra.evaluations, rb.evaluations);
+        assert_eq!(ra.full_score, rb.full_score);
+        assert_eq!(ra.tokens, rb.tokens);
+    }
+}
+
+fn count_lines(p: &Path) -> usize {
+    fs::read_to_string(p)
+        .map(|s| s.lines().filter(|l| l.ends_with('}')).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn explain_vqa_writes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let out = dir.path().join("out");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--image")
+        .arg(image("chelsea.png"))
+        .args([
+            "--question",
+            "how many cats are there?",
+            "--seed",
+            "9",
+            "--draws",
+            "3",
+            "--out",
+        ])
+        .arg(&out));
+    assert_ok(&o);
+    let rec: ExplanationRecord =
+        serde_json::from_str(&fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    rec.validate().unwrap();
+    let (m, n) = (rec.image_players(), rec.text_players());
+    assert_eq!(m, 9);
+    assert!(n >= 4, "tokens {:?}", rec.tokens);
+    assert_eq!(rec.seed, 9);
+    assert_eq!(rec.budget, 3 * (m + 1) * (n + 1));
+    assert_eq!(rec.evaluations, rec.budget);
+    assert_eq!(rec.estimator, "shared-stratified");
+    assert_eq!(rec.scorer, "vqa-logit");
+    assert!(rec.shapley.as_ref().is_some_and(|s| s.len() == m + n));
+    // boxes tile the original 451 x 300 image
+    assert_eq!(rec.grid.image_size, Some((451, 300)));
+    let area: f64 = rec
+        .grid
+        .boxes
+        .iter()
+        .map(|b| (b[2] - b[0]) * (b[3] - b[1]))
+        .sum();
+    assert!((area - 451.0 * 300.0).abs() < 1e-6, "{area}");
+    let p: f64 = rec.sii_values().filter(|v| *v > 0.0).sum();
+    assert!((p - rec.positive_sum).abs() < 1e-12);
+    for j in 0..n {
+        assert!(out.join(format!("heatmaps/token_{j:03}.png")).is_file());
+    }
+    for f in [
+        "heatmaps/average.png",
+        "matrix.svg",
+        "index.html",
+        "image.png",
+        "config.used.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let html = fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("matrix.svg") && html.contains("heatmaps/average.png"));
+    // the same seed reproduces the grid
+    let out2 = dir.path().join("out2");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--image")
+        .arg(image("chelsea.png"))
+        .args([
+            "--question",
+            "how many cats are there?",
+            "--seed",
+            "9",
+            "--draws",
+            "3",
+            "--out",
+        ])
+        .arg(&out2));
+    assert_ok(&o);
+    let rec2: ExplanationRecord =
+        serde_json::from_str(&fs::read_to_string(out2.join("result.json")).unwrap()).unwrap();
+    assert_eq!(rec.sii, rec2.sii);
+}
+
+#[test]
+fn explain_clip_caption_and_wrong_text_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "clip-tiny-a", "");
+    let out = dir.path().join("clip");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--image")
+        .arg(image("franz-kafka.jpg"))
+        .args(["--caption", "a man in a suit", "--out"])
+        .arg(&out));
+    assert_ok(&o);
+    let rec: ExplanationRecord =
+        serde_json::from_str(&fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(rec.scorer, "clip-cosine");
+    assert_eq!(rec.image_players(), 9);
+    // centre crop of a 450 x 655 portrait: the boxes cover the middle 450 x 450
+    let ys: Vec<f64> = rec.grid.boxes.iter().flat_map(|b| [b[1], b[3]]).collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), &y| (l.min(y), h.max(y)));
+    assert!((hi - lo - 450.0).abs() < 3.0 && lo > 90.0, "{lo}..{hi}");
+    assert!((rec.full_score - rec.prediction.score).abs() < 1e-12);
+
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--image")
+        .arg(image("chelsea.png"))
+        .args(["--question", "what?"]));
+    assert_user_error(&o, "use --caption");
+    // the dual-encoder estimator on CLIP
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--estimator", "dual-encoder", "--draws", "4", "--image"])
+        .arg(image("chelsea.png"))
+        .args(["--caption", "a cat", "--out"])
+        .arg(dir.path().join("dual")));
+    assert_ok(&o);
+}
+
+#[test]
+fn run_interrupted_and_resumed_equals_one_run_and_shards_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let m = manifest(dir.path(), false);
+    let base = |out: &Path| {
+        let mut c = bin();
+        c.args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--manifest")
+            .arg(&m)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    // one uninterrupted run
+    let full = dir.path().join("full");
+    assert_ok(&run(&mut base(&full)));
+    let reference = records(&full.join("results.jsonl"));
+    assert_eq!(reference.len(), 5);
+    // distinct per-sample seeds
+    assert_ne!(reference["a"].seed, reference["d"].seed);
+
+    // refuses to overwrite
+    let o = run(&mut base(&full));
+    assert_user_error(&o, "--resume");
+
+    // --limit then --resume
+    let lim = dir.path().join("limited");
+    assert_ok(&run(base(&lim).args(["--limit", "2"])));
+    assert_eq!(count_lines(&lim.join("results.jsonl")), 2);
+    // a crash mid-write leaves a torn last line
+    let mut text = fs::read_to_string(lim.join("results.jsonl")).unwrap();
+    text.push_str("{\"schema_version\": 1, \"id\": \"c\", \"sii\": [[0.1, ");
+    fs::write(lim.join("results.jsonl"), text).unwrap();
+    let o = run(base(&lim).arg("--resume"));
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("2 of 5 samples already"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same(&reference, &records(&lim.join("results.jsonl")));
+
+    // kill a running process, then resume
+    let killed = dir.path().join("killed");
+    let mut child = base(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_lines(&killed.join("results.jsonl")) < 1
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ok(&run(base(&killed).arg("--resume")));
+    assert_same(&reference, &records(&killed.join("results.jsonl")));
+
+    // two shards in one folder, merged by report = one run
+    let sharded = dir.path().join("sharded");
+    assert_ok(&run(base(&sharded).args(["--shard", "0/2"])));
+    let o = run(base(&sharded)
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("MULTISHAP_NUM_SHARDS", "2"));
+    assert_ok(&o);
+    let s0 = records(&sharded.join("results-0-of-2.jsonl"));
+    let s1 = records(&sharded.join("results-1-of-2.jsonl"));
+    assert_eq!((s0.len(), s1.len()), (3, 2));
+    let mut merged = s0;
+    merged.extend(s1);
+    assert_same(&reference, &merged);
+    let rep = dir.path().join("report");
+    let o = run(bin().arg("report").arg(&sharded).arg("--out").arg(&rep));
+    assert_ok(&o);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_samples"], 5);
+    assert!(rep.join("report.html").is_file());
+}
+
+#[test]
+fn per_sample_failures_go_to_errors_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let m = manifest(dir.path(), true);
+    let out = dir.path().join("out");
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m)
+        .arg("--out")
+        .arg(&out)
+        .args(["--limit", "1", "--shard", "0/1"]));
+    assert_ok(&o);
+    // --limit 1 keeps only "a"; now the whole manifest, resumed
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m)
+        .arg("--out")
+        .arg(&out)
+        .args(["--resume", "--draws", "1"]));
+    assert_ok(&o);
+    assert!(stderr(&o).contains("sample zz failed"), "{}", stderr(&o));
+    assert_eq!(count_lines(&out.join("results.jsonl")), 5);
+    let errors = fs::read_to_string(out.join("errors.jsonl")).unwrap();
+    let e: serde_json::Value = serde_json::from_str(errors.lines().next().unwrap()).unwrap();
+    assert_eq!(e["id"], "zz");
+    assert!(
+        e["error"].as_str().unwrap().contains("no-such-image.png"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_inputs_give_one_clear_error_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let q = ["--question", "what?"];
+    // missing image
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--image", "nope.png"])
+        .args(q));
+    assert_user_error(&o, "nope.png");
+    // not an image
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--image")
+        .arg(image("not_an_image.png"))
+        .args(q));
+    assert_user_error(&o, "not_an_image.png");
+    // bad config key
+    let bad = config(
+        dir.path(),
+        "vilt-vqa-tiny",
+        "[scorer]\nvqa_score = \"logit\"\n",
+    );
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&bad)
+        .arg("--image")
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "vqa_score");
+    // missing config file, bad model folder, bad estimator, bad device / dtype
+    let o = run(bin()
+        .args(["explain", "--config", "missing.toml", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "missing.toml");
+    let o = run(bin()
+        .args(["explain", "--model", "./no/such/model", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "no/such/model");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--estimator", "magic", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "unknown estimator 'magic'");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--device", "tpu", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "tpu");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--dtype", "bf16", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "f32");
+    // bad flag
+    let o = run(bin().args(["explain", "--bogus"]));
+    assert_user_error(&o, "--bogus");
+    // bad manifest line
+    let m = dir.path().join("bad.jsonl");
+    fs::write(
+        &m,
+        "{\"id\": 1, \"image\": \"x.png\", \"text\": \"q\"}\n{\"id\": 2, \"text\": \"no image\"}\n",
+    )
+    .unwrap();
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m)
+        .arg("--out")
+        .arg(dir.path().join("o")));
+    assert_user_error(&o, "bad.jsonl:2");
+    // bad --shard, and a bad scheduler environment
+    let good = manifest(dir.path(), false);
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&good)
+        .args(["--shard", "2/2", "--out"])
+        .arg(dir.path().join("o")));
+    assert_user_error(&o, "shard 2/2");
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&good)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .env("JOB_COMPLETION_INDEX", "1"));
+    assert_user_error(&o, "MULTISHAP_NUM_SHARDS");
+    // no dataset
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("o")));
+    assert_user_error(&o, "no dataset");
+    // report of nothing
+    let o = run(bin().args(["report", "no-such-results.jsonl"]));
+    assert_user_error(&o, "no-such-results.jsonl");
+    // no demo model where MULTISHAP_HOME points
+    let o = run(bin()
+        .args(["explain", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q)
+        .env("MULTISHAP_HOME", dir.path()));
+    assert_user_error(&o, "demo model is missing");
+}
+
+/// A 1-D float64 .npy file.
+fn write_npy(path: &Path, values: &[f64]) {
+    let mut header = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn game_subcommand_exact_and_estimated() {
+    let dir = tempfile::tempdir().unwrap();
+    // m = 2 image players (bits 0, 1), n = 2 text players (bits 2, 3);
+    // v(S) = 3 [0 and 3 in S] - 2 [1 and 2 in S]: SII_{0,1} = 3 (patch 0, token 1), SII_{1,0} = -2.
+    let values: Vec<f64> = (0..16u32)
+        .map(|b| 3.0 * f64::from(b & 0b1001 == 0b1001) - 2.0 * f64::from(b & 0b0110 == 0b0110))
+        .collect();
+    let npy = dir.path().join("v.npy");
+    write_npy(&npy, &values);
+    let out = dir.path().join("exact.json");
+    let o = run(bin()
+        .args(["game", "--values"])
+        .arg(&npy)
+        .args([
+            "--image-players",
+            "2",
+            "--text-players",
+            "2",
+            "--exact",
+            "--out",
+        ])
+        .arg(&out));
+    assert_ok(&o);
+    let j: serde_json::Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    let sii: Vec<Vec<f64>> = serde_json::from_value(j["sii"].clone()).unwrap();
+    let expect = [[0.0, 3.0], [-2.0, 0.0]];
+    for i in 0..2 {
+        for k in 0..2 {
+            assert!((sii[i][k] - expect[i][k]).abs() < 1e-12, "{sii:?}");
+        }
+    }
+    // an estimator on stdout
+    let o = run(bin().args(["game", "--values"]).arg(&npy).args([
+        "--image-players",
+        "2",
+        "--text-players",
+        "2",
+        "--estimator",
+        "shared",
+        "--budget",
+        "400",
+        "--seed",
+        "3",
+    ]));
+    assert_ok(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["estimator"], "shared");
+    let sii: Vec<Vec<f64>> = serde_json::from_value(j["sii"].clone()).unwrap();
+    assert!(
+        (sii[0][1] - 3.0).abs() < 0.5 && (sii[1][0] + 2.0).abs() < 0.5,
+        "{sii:?}"
+    );
+    // bad inputs: wrong length, missing file, unknown estimator
+    let o = run(bin().args(["game", "--values"]).arg(&npy).args([
+        "--image-players",
+        "3",
+        "--text-players",
+        "2",
+        "--exact",
+    ]));
+    assert_user_error(&o, "2^5");
+    let o = run(bin().args([
+        "game",
+        "--values",
+        "none.npy",
+        "--image-players",
+        "1",
+        "--text-players",
+        "1",
+    ]));
+    assert_user_error(&o, "none.npy");
+    let o = run(bin().args(["game", "--values"]).arg(&npy).args([
+        "--image-players",
+        "2",
+        "--text-players",
+        "2",
+        "--estimator",
+        "magic",
+    ]));
+    assert_user_error(&o, "magic");
+    let text = dir.path().join("t.npy");
+    fs::write(&text, "not numpy").unwrap();
+    let o = run(bin().args(["game", "--values"]).arg(&text).args([
+        "--image-players",
+        "1",
+        "--text-players",
+        "1",
+    ]));
+    assert_user_error(&o, "t.npy");
+}
+
+#[test]
+fn bench_k_writes_json_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let m = manifest(dir.path(), false);
+    let out = dir.path().join("bk");
+    let o = run(bin()
+        .args(["bench-k", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m)
+        .args(["--k", "1,4", "--limit", "2", "--out"])
+        .arg(&out));
+    assert_ok(&o);
+    let j: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("bench-k.json")).unwrap()).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(j["samples"], 2);
+    // budget = K x (m+1)(n+1)
+    let ps = j["per_sample"].as_array().unwrap();
+    for r in ps {
+        let (m, n, k) = (
+            r["image_players"].as_u64().unwrap(),
+            r["text_players"].as_u64().unwrap(),
+            r["k"].as_u64().unwrap(),
+        );
+        assert_eq!(r["budget"].as_u64().unwrap(), k * (m + 1) * (n + 1));
+    }
+    // at the largest K, "vs max" compares the same two runs as "seeds"
+    assert_eq!(rows[1]["spearman_vs_max"], rows[1]["spearman_seeds"]);
+    assert!(rows[0]["seconds_per_sample"].as_f64().unwrap() > 0.0);
+    let svg = fs::read_to_string(out.join("bench-k.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+}
