@@ -16,6 +16,7 @@ pub mod estimate;
 pub mod estimators;
 pub mod eval;
 pub mod exact;
+pub mod faithfulness;
 pub mod game;
 pub mod linalg;
 pub mod moebius;
