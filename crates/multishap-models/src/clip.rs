@@ -263,7 +263,11 @@ impl ClipTextTransformer {
                 c.layer_norm_eps,
                 vb.pp("encoder"),
             )?,
-            final_layer_norm: layer_norm(c.hidden_size, c.layer_norm_eps, vb.pp("final_layer_norm"))?,
+            final_layer_norm: layer_norm(
+                c.hidden_size,
+                c.layer_norm_eps,
+                vb.pp("final_layer_norm"),
+            )?,
             max_positions: c.max_position_embeddings,
         })
     }
@@ -297,7 +301,10 @@ pub fn gather_rows(hs: &Tensor, pos: &Tensor) -> Result<Tensor> {
     let (b, l, h) = hs.dims3()?;
     let pos = pos.to_dtype(DType::U32)?.to_device(hs.device())?;
     if pos.dims1()? != b {
-        candle_core::bail!("eos_positions has {} entries for a batch of {b}", pos.dims1()?)
+        candle_core::bail!(
+            "eos_positions has {} entries for a batch of {b}",
+            pos.dims1()?
+        )
     }
     let host: Vec<u32> = pos.to_vec1()?;
     if let Some(p) = host.iter().find(|&&p| p as usize >= l) {
@@ -311,8 +318,8 @@ pub fn gather_rows(hs: &Tensor, pos: &Tensor) -> Result<Tensor> {
 /// `vision_model.*`
 #[derive(Debug, Clone)]
 pub struct ClipVisionTransformer {
-    class_embedding: Tensor,  // [H]
-    patch_weight: Tensor,     // [H, C*p*p]
+    class_embedding: Tensor,    // [H]
+    patch_weight: Tensor,       // [H, C*p*p]
     position_embedding: Tensor, // [1+n, H]
     pre_layrnorm: LayerNorm,
     encoder: Encoder,
@@ -361,7 +368,8 @@ impl ClipVisionTransformer {
                 s = self.image_size
             )
         }
-        let (patches, _, _) = patchify_matmul(pixel_values, &self.patch_weight, None, self.patch_size)?;
+        let (patches, _, _) =
+            patchify_matmul(pixel_values, &self.patch_weight, None, self.patch_size)?;
         let h = self.class_embedding.dim(0)?;
         let cls = self
             .class_embedding
@@ -376,7 +384,8 @@ impl ClipVisionTransformer {
     /// Pooled output [B,H]: post-LayerNorm of the class token.
     pub fn pooled(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let hs = self.last_hidden_state(pixel_values)?;
-        self.post_layernorm.forward(&hs.i((.., 0, ..))?.contiguous()?)
+        self.post_layernorm
+            .forward(&hs.i((.., 0, ..))?.contiguous()?)
     }
 }
 
@@ -438,7 +447,9 @@ impl ClipModel {
             .to_device(self.logit_scale.device())?
             .to_dtype(self.dtype)?;
         let pooled = self.vision_model.pooled(&pv)?;
-        self.visual_projection.forward(&pooled)?.to_dtype(DType::F32)
+        self.visual_projection
+            .forward(&pooled)?
+            .to_dtype(DType::F32)
     }
 
     /// input_ids [B,L] u32, eos_positions [B] u32 -> text embeds [B,P] f32 (not normalised).

@@ -44,7 +44,7 @@ impl FusedSelfAttention {
         vb_v: VarBuilder,
         out: Linear,
     ) -> Result<Self> {
-        if num_heads == 0 || hidden % num_heads != 0 {
+        if num_heads == 0 || !hidden.is_multiple_of(num_heads) {
             candle_core::bail!("hidden size {hidden} is not divisible by {num_heads} heads")
         }
         let q = linear(hidden, hidden, qkv_bias, vb_q)?;

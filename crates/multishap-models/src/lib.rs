@@ -15,4 +15,6 @@ pub mod vilt;
 pub mod weights;
 
 pub use error::{ModelError, Result};
-pub use loading::{load, load_with, AnyImageProcessor, AnyModel, LoadedModel, LoadOptions, ModelKind, ModelSource};
+pub use loading::{
+    load, load_with, AnyImageProcessor, AnyModel, LoadOptions, LoadedModel, ModelKind, ModelSource,
+};

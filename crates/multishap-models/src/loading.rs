@@ -166,7 +166,8 @@ fn hub_files(repo: &str, revision: Option<&str>) -> Result<ModelFiles> {
     let offline = std::env::var("HF_HUB_OFFLINE")
         .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes" | "ON" | "on"))
         .unwrap_or(false);
-    let fetch: Box<dyn Fn(&str) -> std::result::Result<PathBuf, String>> = if offline {
+    type Fetch = Box<dyn Fn(&str) -> std::result::Result<PathBuf, String>>;
+    let fetch: Fetch = if offline {
         let cache = hf_hub::Cache::from_env().repo(r);
         Box::new(move |f: &str| {
             cache
@@ -190,7 +191,9 @@ fn hub_files(repo: &str, revision: Option<&str>) -> Result<ModelFiles> {
     let safetensors = fetch("model.safetensors").ok();
     let pytorch_bin = if safetensors.is_none() {
         Some(fetch("pytorch_model.bin").map_err(|e| {
-            hub_err(format!("neither model.safetensors nor pytorch_model.bin: {e}"))
+            hub_err(format!(
+                "neither model.safetensors nor pytorch_model.bin: {e}"
+            ))
         })?)
     } else {
         None
@@ -237,7 +240,11 @@ pub fn detect_kind(config: &Value) -> Result<ModelKind> {
     let architectures: Vec<String> = config
         .get("architectures")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let has = |n: &str| architectures.iter().any(|a| a == n);
     match model_type.as_str() {
@@ -396,8 +403,7 @@ mod tests {
             ModelKind::ViltVqa
         );
         assert_eq!(
-            k(r#"{"model_type":"vilt","architectures":["ViltForImageAndTextRetrieval"]}"#)
-                .unwrap(),
+            k(r#"{"model_type":"vilt","architectures":["ViltForImageAndTextRetrieval"]}"#).unwrap(),
             ModelKind::ViltRetrieval
         );
         assert!(matches!(

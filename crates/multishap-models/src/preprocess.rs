@@ -136,7 +136,10 @@ fn get_triple(path: &Path, v: &Value, key: &str, default: [f32; 3]) -> Result<[f
             }
             Ok(out)
         }
-        Some(other) => Err(json_err(path, format!("{key} must be 3 numbers, got {other}"))),
+        Some(other) => Err(json_err(
+            path,
+            format!("{key} must be 3 numbers, got {other}"),
+        )),
     }
 }
 
@@ -183,7 +186,10 @@ fn crop_size(path: &Path, v: &Value, default: (usize, usize)) -> Result<(usize, 
             let w = o.get("width").and_then(Value::as_u64);
             match (h, w) {
                 (Some(h), Some(w)) => Ok((h as usize, w as usize)),
-                _ => Err(json_err(path, "crop_size must have integer height and width")),
+                _ => Err(json_err(
+                    path,
+                    "crop_size must have integer height and width",
+                )),
             }
         }
         Some(other) => Err(json_err(path, format!("unsupported crop_size {other}"))),
@@ -239,7 +245,10 @@ pub struct ClipImageProcessor {
     pub image_std: [f32; 3],
 }
 
+/// OpenAI CLIP's mean and std, as the literals transformers uses.
+#[allow(clippy::excessive_precision)]
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
 
 impl ClipImageProcessor {
@@ -310,9 +319,14 @@ impl ClipImageProcessor {
         let im = self.resized(&Rgb8::from_dynamic(img)?);
         let data = im.to_chw(
             self.do_rescale.then_some(self.rescale_factor),
-            self.do_normalize.then_some((self.image_mean, self.image_std)),
+            self.do_normalize
+                .then_some((self.image_mean, self.image_std)),
         );
-        Ok(Tensor::from_vec(data, (3, im.height, im.width), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            data,
+            (3, im.height, im.width),
+            &Device::Cpu,
+        )?)
     }
 }
 
@@ -409,7 +423,8 @@ impl ViltImageProcessor {
         let im = self.resized(&Rgb8::from_dynamic(img)?)?;
         let data = im.to_chw(
             self.do_rescale.then_some(self.rescale_factor),
-            self.do_normalize.then_some((self.image_mean, self.image_std)),
+            self.do_normalize
+                .then_some((self.image_mean, self.image_std)),
         );
         let pv = Tensor::from_vec(data, (3, im.height, im.width), &Device::Cpu)?;
         let mask = Tensor::ones((im.height, im.width), candle_core::DType::U32, &Device::Cpu)?;
@@ -434,8 +449,12 @@ pub fn vilt_pad_batch(items: &[(Tensor, Tensor)]) -> Result<(Tensor, Tensor)> {
     let mut masks = Vec::with_capacity(items.len());
     for (pv, m) in items {
         let (_, h, w) = pv.dims3()?;
-        let pv = pv.pad_with_zeros(1, 0, hmax - h)?.pad_with_zeros(2, 0, wmax - w)?;
-        let m = m.pad_with_zeros(0, 0, hmax - h)?.pad_with_zeros(1, 0, wmax - w)?;
+        let pv = pv
+            .pad_with_zeros(1, 0, hmax - h)?
+            .pad_with_zeros(2, 0, wmax - w)?;
+        let m = m
+            .pad_with_zeros(0, 0, hmax - h)?
+            .pad_with_zeros(1, 0, wmax - w)?;
         pvs.push(pv);
         masks.push(m);
     }

@@ -128,7 +128,11 @@ impl TextTokenizer {
         Ok(Encoding {
             ids: enc.get_ids().to_vec(),
             tokens: enc.get_tokens().to_vec(),
-            special: enc.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
+            special: enc
+                .get_special_tokens_mask()
+                .iter()
+                .map(|&m| m == 1)
+                .collect(),
             type_ids: enc.get_type_ids().to_vec(),
         })
     }

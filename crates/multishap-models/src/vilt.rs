@@ -7,7 +7,9 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use crate::activation::Activation;
-use crate::layers::{additive_padding_mask, first_token, layer_norm, linear, patchify_matmul, FusedSelfAttention};
+use crate::layers::{
+    additive_padding_mask, first_token, layer_norm, linear, patchify_matmul, FusedSelfAttention,
+};
 
 fn d_hidden() -> usize {
     768
@@ -134,8 +136,12 @@ impl TextEmbeddings {
     fn new(c: &ViltConfig, vb: VarBuilder) -> Result<Self> {
         let h = c.hidden_size;
         Ok(Self {
-            word_embeddings: Embedding::new(vb.get((c.vocab_size, h), "word_embeddings.weight")?, h),
-            position_embeddings: vb.get((c.max_position_embeddings, h), "position_embeddings.weight")?,
+            word_embeddings: Embedding::new(
+                vb.get((c.vocab_size, h), "word_embeddings.weight")?,
+                h,
+            ),
+            position_embeddings: vb
+                .get((c.max_position_embeddings, h), "position_embeddings.weight")?,
             token_type_embeddings: Embedding::new(
                 vb.get((c.type_vocab_size, h), "token_type_embeddings.weight")?,
                 h,
@@ -229,8 +235,18 @@ pub fn select_patches(
         let xh = (0..gh).filter(|&i| pm[i * gw]).count();
         let xw = (0..gw).filter(|&j| pm[j]).count();
         valid_hw.push((xh, xw));
-        valid.push((0..gh * gw).filter(|&k| pm[k]).map(|k| k as u32).collect::<Vec<_>>());
-        invalid.push((0..gh * gw).filter(|&k| !pm[k]).map(|k| k as u32).collect::<Vec<_>>());
+        valid.push(
+            (0..gh * gw)
+                .filter(|&k| pm[k])
+                .map(|k| k as u32)
+                .collect::<Vec<_>>(),
+        );
+        invalid.push(
+            (0..gh * gw)
+                .filter(|&k| !pm[k])
+                .map(|k| k as u32)
+                .collect::<Vec<_>>(),
+        );
     }
     let max_eff = valid_hw.iter().map(|(h, w)| h * w).max().unwrap_or(0);
     let max_valid = valid.iter().map(|v| v.len()).max().unwrap_or(0);
@@ -289,11 +305,17 @@ impl ViltEmbeddings {
             cls_token: vb.get((1, 1, h), "cls_token")?,
             position_embeddings: vb.get((1, pd * pd + 1, h), "position_embeddings")?,
             patch_weight: vb
-                .get((h, c.num_channels, p, p), "patch_embeddings.projection.weight")?
+                .get(
+                    (h, c.num_channels, p, p),
+                    "patch_embeddings.projection.weight",
+                )?
                 .reshape((h, c.num_channels * p * p))?,
             patch_bias: vb.get(h, "patch_embeddings.projection.bias")?,
             token_type_embeddings: Embedding::new(
-                vb.get((c.modality_type_vocab_size, h), "token_type_embeddings.weight")?,
+                vb.get(
+                    (c.modality_type_vocab_size, h),
+                    "token_type_embeddings.weight",
+                )?,
                 h,
             ),
             patch_size: p,
@@ -318,7 +340,8 @@ impl ViltEmbeddings {
         let t1 = ah.matmul(&spatial)?.reshape((h, pd, hid))?; // rows interpolated
         let grid = aw.broadcast_left(h)?.matmul(&t1)?; // [h, w, H]
         let grid = if h < gh || w < gw {
-            grid.pad_with_zeros(0, 0, gh - h)?.pad_with_zeros(1, 0, gw - w)?
+            grid.pad_with_zeros(0, 0, gh - h)?
+                .pad_with_zeros(1, 0, gw - w)?
         } else {
             grid
         };
@@ -336,8 +359,12 @@ impl ViltEmbeddings {
                 pixel_values.dims()
             )
         }
-        let (patches, gh, gw) =
-            patchify_matmul(pixel_values, &self.patch_weight, Some(&self.patch_bias), self.patch_size)?;
+        let (patches, gh, gw) = patchify_matmul(
+            pixel_values,
+            &self.patch_weight,
+            Some(&self.patch_bias),
+            self.patch_size,
+        )?;
         let hid = patches.dim(2)?;
         let dev = patches.device().clone();
         let host_mask: Vec<u32> = pixel_mask
@@ -391,7 +418,10 @@ impl ViltEmbeddings {
         let pidx = Tensor::from_vec(pidx, b * sel.len, &dev)?;
         let pos = grids.index_select(&pidx, 0)?.reshape((b, sel.len, hid))?;
         let cls = self.cls_token.broadcast_as((b, 1, hid))?;
-        let pos0 = self.position_embeddings.narrow(1, 0, 1)?.broadcast_as((b, 1, hid))?;
+        let pos0 = self
+            .position_embeddings
+            .narrow(1, 0, 1)?
+            .broadcast_as((b, 1, hid))?;
         let x = (Tensor::cat(&[&cls, &x], 1)? + Tensor::cat(&[&pos0, &pos], 1)?)?;
         let mut m = Vec::with_capacity(b * (1 + sel.len));
         for mm in &sel.mask {
@@ -419,7 +449,10 @@ impl ViltEmbeddings {
         let emb = Tensor::cat(&[&text, &img], 1)?;
         let am = inputs.attention_mask.to_device(dev)?.to_dtype(DType::U32)?;
         if am.dims2()? != (b, l) {
-            candle_core::bail!("attention_mask {:?} does not fit input_ids [{b}, {l}]", am.dims())
+            candle_core::bail!(
+                "attention_mask {:?} does not fit input_ids [{b}, {l}]",
+                am.dims()
+            )
         }
         let mask = Tensor::cat(&[&am, &img_mask], 1)?;
         Ok((emb, mask))
@@ -455,7 +488,12 @@ impl ViltLayer {
                 out,
             )?,
             layernorm_after: layer_norm(h, c.layer_norm_eps, vb.pp("layernorm_after"))?,
-            intermediate: linear(h, c.intermediate_size, true, vb.pp("intermediate").pp("dense"))?,
+            intermediate: linear(
+                h,
+                c.intermediate_size,
+                true,
+                vb.pp("intermediate").pp("dense"),
+            )?,
             output: linear(c.intermediate_size, h, true, vb.pp("output").pp("dense"))?,
             act: c.hidden_act,
         })
@@ -466,7 +504,9 @@ impl ViltLayer {
             .attention
             .forward(&self.layernorm_before.forward(xs)?, Some(mask))?;
         let xs = (a + xs)?;
-        let h = self.intermediate.forward(&self.layernorm_after.forward(&xs)?)?;
+        let h = self
+            .intermediate
+            .forward(&self.layernorm_after.forward(&xs)?)?;
         let h = self.output.forward(&self.act.apply(&h)?)?;
         h + xs
     }
@@ -546,9 +586,9 @@ fn labels_of(cfg: &ViltConfig) -> Result<Vec<String>> {
         Some(m) => {
             let mut v = vec![None; m.len()];
             for (k, lab) in m {
-                let i: usize = k
-                    .parse()
-                    .map_err(|_| candle_core::Error::Msg(format!("id2label key {k:?} is not an integer")))?;
+                let i: usize = k.parse().map_err(|_| {
+                    candle_core::Error::Msg(format!("id2label key {k:?} is not an integer"))
+                })?;
                 if i >= v.len() {
                     candle_core::bail!("id2label ids are not 0..{}", m.len())
                 }

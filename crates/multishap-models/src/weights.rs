@@ -21,9 +21,12 @@ fn is_ignorable_buffer(name: &str) -> bool {
     name.ends_with("position_ids") || name.ends_with("embeddings.token_type_ids")
 }
 
+/// (name, shape) of each requested parameter.
+type Requests = Vec<(String, Vec<usize>)>;
+
 #[derive(Default)]
 struct Recorder {
-    seen: Arc<Mutex<Vec<(String, Vec<usize>)>>>,
+    seen: Arc<Mutex<Requests>>,
 }
 
 impl SimpleBackend for Recorder {
@@ -42,7 +45,12 @@ impl SimpleBackend for Recorder {
         Tensor::zeros((), dtype, dev)?.broadcast_as(s)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("recording backend: {name} requested without a shape")
     }
 
@@ -72,14 +80,16 @@ pub fn safetensors_shapes(path: &Path) -> Result<HashMap<String, Vec<usize>>> {
         message: m,
     };
     let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|e| ModelError::io(path, e))?;
+    f.read_exact(&mut len)
+        .map_err(|e| ModelError::io(path, e))?;
     let n = u64::from_le_bytes(len);
     let size = f.metadata().map_err(|e| ModelError::io(path, e))?.len();
     if n > size.saturating_sub(8) || n > 100_000_000 {
         return Err(bad(format!("not a safetensors file (header length {n})")));
     }
     let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(|e| ModelError::io(path, e))?;
+    f.read_exact(&mut header)
+        .map_err(|e| ModelError::io(path, e))?;
     let v: serde_json::Value =
         serde_json::from_slice(&header).map_err(|e| bad(format!("safetensors header: {e}")))?;
     let obj = v
@@ -120,7 +130,11 @@ impl WeightReport {
     pub fn render(&self) -> String {
         let mut s = String::new();
         if !self.missing.is_empty() {
-            s += &format!("\n  missing ({}): {}", self.missing.len(), self.missing.join(", "));
+            s += &format!(
+                "\n  missing ({}): {}",
+                self.missing.len(),
+                self.missing.join(", ")
+            );
         }
         if !self.mis_shaped.is_empty() {
             let items: Vec<String> = self
@@ -141,7 +155,10 @@ impl WeightReport {
     }
 }
 
-pub fn compare(expected: &[(String, Vec<usize>)], found: &HashMap<String, Vec<usize>>) -> WeightReport {
+pub fn compare(
+    expected: &[(String, Vec<usize>)],
+    found: &HashMap<String, Vec<usize>>,
+) -> WeightReport {
     let mut r = WeightReport::default();
     let mut wanted: BTreeMap<&str, &Vec<usize>> = BTreeMap::new();
     for (n, s) in expected {
@@ -219,7 +236,11 @@ pub fn pth_to_safetensors_cached(bin: &Path, cache_dir: &Path) -> Result<PathBuf
     for (k, t) in tensors {
         map.insert(k, t.contiguous()?);
     }
-    let tmp = cache_dir.join(format!(".{}.tmp{}", fnv1a64(key.as_bytes()), std::process::id()));
+    let tmp = cache_dir.join(format!(
+        ".{}.tmp{}",
+        fnv1a64(key.as_bytes()),
+        std::process::id()
+    ));
     candle_core::safetensors::save(&map, &tmp)?;
     std::fs::rename(&tmp, &out).map_err(|e| ModelError::io(&out, e))?;
     Ok(out)
@@ -267,7 +288,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             exp,
-            vec![("l.weight".to_string(), vec![3, 2]), ("scale".to_string(), vec![])]
+            vec![
+                ("l.weight".to_string(), vec![3, 2]),
+                ("scale".to_string(), vec![])
+            ]
         );
     }
 }

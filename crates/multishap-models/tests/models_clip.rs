@@ -8,7 +8,12 @@ use multishap_models::clip::{eos_positions, logits_from_features};
 use multishap_models::{load, AnyImageProcessor, AnyModel, ModelSource};
 
 fn run_case(name: &str) {
-    let loaded = load(&ModelSource::Local(checkpoint(name)), &Device::Cpu, DType::F32).unwrap();
+    let loaded = load(
+        &ModelSource::Local(checkpoint(name)),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
     let AnyModel::Clip(model) = &loaded.model else {
         panic!("{name} is not CLIP")
     };
@@ -44,9 +49,16 @@ fn run_case(name: &str) {
         rows.push(row);
     }
     let flat: Vec<u32> = rows.iter().flatten().copied().collect();
-    assert_eq!(flat, ids_np.u32(), "{name}: token ids differ from transformers'");
+    assert_eq!(
+        flat,
+        ids_np.u32(),
+        "{name}: token ids differ from transformers'"
+    );
     let eos = Tensor::new(eos_positions(&rows, eos_id), &Device::Cpu).unwrap();
-    assert_eq!(eos.to_vec1::<u32>().unwrap(), eos_ref.to_vec1::<u32>().unwrap());
+    assert_eq!(
+        eos.to_vec1::<u32>().unwrap(),
+        eos_ref.to_vec1::<u32>().unwrap()
+    );
 
     // Our preprocessing of the photos gives transformers' pixel values.
     let AnyImageProcessor::Clip(proc) = &loaded.image_processor else {
@@ -57,10 +69,9 @@ fn run_case(name: &str) {
         .unwrap()
         .iter()
         .map(|p| {
-            let img = multishap_models::preprocess::load_image(
-                &fixtures().join(p.as_str().unwrap()),
-            )
-            .unwrap();
+            let img =
+                multishap_models::preprocess::load_image(&fixtures().join(p.as_str().unwrap()))
+                    .unwrap();
             proc.preprocess(&img).unwrap()
         })
         .collect();
@@ -142,6 +153,8 @@ fn clip_batch_rows_are_independent() {
         None,
     );
     let all = model.get_image_features(&pv).unwrap();
-    let one = model.get_image_features(&pv.narrow(0, 1, 1).unwrap()).unwrap();
+    let one = model
+        .get_image_features(&pv.narrow(0, 1, 1).unwrap())
+        .unwrap();
     assert!(max_abs_diff(&all.narrow(0, 1, 1).unwrap(), &one) < 1e-5);
 }

@@ -72,7 +72,10 @@ fn check(key: &str, tag: &str, resized: &Rgb8, ours: &Tensor, mean: [f32; 3], st
 #[test]
 fn clip_processor_matches_transformers_on_png_photos() {
     let p = clip_default();
-    for (key, file) in [("chelsea", "chelsea.png"), ("coffee", "coffee_portrait.png")] {
+    for (key, file) in [
+        ("chelsea", "chelsea.png"),
+        ("coffee", "coffee_portrait.png"),
+    ] {
         let img = load_image(&fixtures().join("images").join(file)).unwrap();
         let resized = p.resized(&Rgb8::from_dynamic(&img).unwrap());
         let ours = p.preprocess(&img).unwrap();
@@ -108,8 +111,14 @@ fn clip_and_vilt_processors_on_jpeg_photo_differ_only_by_decoding() {
             .collect();
         let max = diffs.iter().copied().max().unwrap_or(0);
         let frac = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
-        eprintln!("kafka {tag} (JPEG): max u8 diff {max}, {:.2}% of values differ", frac * 100.0);
-        assert!(max <= 4 && frac < 0.03, "JPEG decoding differs more than expected");
+        eprintln!(
+            "kafka {tag} (JPEG): max u8 diff {max}, {:.2}% of values differ",
+            frac * 100.0
+        );
+        assert!(
+            max <= 4 && frac < 0.03,
+            "JPEG decoding differs more than expected"
+        );
     }
 }
 
@@ -166,4 +175,3 @@ fn unreadable_and_unsupported_images_are_clear_errors() {
     assert!(matches!(err, ModelError::Image { .. }), "{err:?}");
     assert!(err.to_string().contains("x.gif"), "{err}");
 }
-

@@ -44,7 +44,11 @@ fn run_case(name: &str, cache: &std::path::Path) {
             .tokenizer
             .encode(t.as_str().unwrap(), loaded.max_text_len())
             .unwrap();
-        assert_eq!(e.ids[..], flat[b * l..b * l + e.ids.len()], "{name} ids row {b}");
+        assert_eq!(
+            e.ids[..],
+            flat[b * l..b * l + e.ids.len()],
+            "{name} ids row {b}"
+        );
         assert!(flat[b * l + e.ids.len()..(b + 1) * l]
             .iter()
             .all(|&x| x == loaded.tokenizer.pad_token_id()));
@@ -63,11 +67,17 @@ fn run_case(name: &str, cache: &std::path::Path) {
     if paths.iter().all(|p| p.ends_with(".png")) {
         let items: Vec<(Tensor, Tensor)> = paths
             .iter()
-            .map(|p| proc.preprocess(&load_image(&fixtures().join(p)).unwrap()).unwrap())
+            .map(|p| {
+                proc.preprocess(&load_image(&fixtures().join(p)).unwrap())
+                    .unwrap()
+            })
             .collect();
         let (opv, opm) = vilt_pad_batch(&items).unwrap();
         assert_close(&format!("{name} pixel_values"), &opv, &pv, 1e-5);
-        assert_eq!(opm.flatten_all().unwrap().to_vec1::<u32>().unwrap(), pm_np.u32());
+        assert_eq!(
+            opm.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
+            pm_np.u32()
+        );
     }
 
     let inputs = ViltInputs {
@@ -83,7 +93,10 @@ fn run_case(name: &str, cache: &std::path::Path) {
         AnyModel::Clip(_) => panic!("{name} is not ViLT"),
     };
     let (hidden, pooled) = vilt.forward(&inputs).unwrap();
-    assert_eq!(hidden.dim(1).unwrap() as u64, c["seq_len"].as_u64().unwrap());
+    assert_eq!(
+        hidden.dim(1).unwrap() as u64,
+        c["seq_len"].as_u64().unwrap()
+    );
     assert_close(
         &format!("{name} pooler_output"),
         &pooled,

@@ -79,8 +79,20 @@ pub fn read_npy(path: &Path) -> Npy {
     };
     let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
     assert!(header.contains("'fortran_order': False"), "{header}");
-    let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap();
-    let shape_s = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let descr = header
+        .split("'descr': '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let shape_s = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
     let shape: Vec<usize> = shape_s
         .split(',')
         .map(str::trim)
