@@ -348,3 +348,33 @@ fn clip_grid_equals_joint_game_and_direct_calls() {
         assert_eq!(game.stats.text_rows_encoded, before.text_rows_encoded);
     }
 }
+
+#[test]
+fn vilt_many_samples_in_one_engine_match_single_games() {
+    let model = load("vilt-vqa-tiny");
+    let cfg = EngineConfig::default();
+    let imgs = [image("chelsea.png"), image("coffee_portrait.png")];
+    let qs = ["how many cats are there?", "what color is the cup?"];
+    let mut eng = multishap::engine::ViltEngine::for_vqa(&model, &cfg).unwrap();
+    let ids: Vec<usize> = imgs
+        .iter()
+        .zip(qs)
+        .map(|(im, q)| eng.add_vqa(&model, im, q, None).unwrap())
+        .collect();
+    let batches: Vec<CoalitionBatch> = ids
+        .iter()
+        .map(|&i| random_batch(Game::players(&eng.game(i)).total(), 5, 40 + i as u64))
+        .collect();
+    let reqs: Vec<(usize, &CoalitionBatch)> = ids.iter().copied().zip(batches.iter()).collect();
+    let many = eng.evaluate_many(&reqs).unwrap();
+    for (k, (im, q)) in imgs.iter().zip(qs).enumerate() {
+        let mut single = ViltVqaGame::new(&model, im, q, &cfg).unwrap();
+        let want: Vec<f32> = single.evaluate(&batches[k]).unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = many[k].to_vec1().unwrap();
+        assert!(
+            max_diff(&got, &want) <= 1e-5,
+            "sample {k}: {}",
+            max_diff(&got, &want)
+        );
+    }
+}

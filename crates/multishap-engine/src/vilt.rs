@@ -562,3 +562,37 @@ impl Game for ViltItmGame<'_> {
         Ok(self.engine.evaluate(0, batch)?)
     }
 }
+
+impl<'m> ViltEngine<'m> {
+    /// An engine for many VQA samples of one loaded ViLT VQA model.
+    pub fn for_vqa(model: &'m LoadedModel, cfg: &EngineConfig) -> Result<Self> {
+        let AnyModel::ViltVqa(vqa) = &model.model else {
+            return Err(EngineError::InvalidInput(format!(
+                "{} is not a ViLT VQA model",
+                model.id
+            )));
+        };
+        Engine::new(
+            ViltRows::new(ViltHead::Vqa(vqa), &model.device, cfg),
+            cfg.batch.clone(),
+        )
+    }
+
+    /// Preprocess, tokenise and add one (image, question) sample; returns its
+    /// index for [`Engine::evaluate_many`] / [`Engine::game`].
+    pub fn add_vqa(
+        &mut self,
+        model: &LoadedModel,
+        image: &image::DynamicImage,
+        question: &str,
+        ground_truth: Option<&str>,
+    ) -> Result<usize> {
+        let (pixels, pixel_mask) = vilt_image(model, image)?;
+        let max_len = self.model().head().config().max_position_embeddings;
+        let enc = model.tokenizer.encode(question, max_len)?;
+        let s =
+            self.model()
+                .prepare_vqa(&pixels, &pixel_mask, &enc, &model.tokenizer, ground_truth)?;
+        Ok(self.add_sample(s))
+    }
+}
