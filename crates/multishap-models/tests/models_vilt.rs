@@ -162,3 +162,42 @@ fn vilt_pytorch_bin_is_converted_once_and_matches_transformers() {
     assert_eq!(t0, t1, "second load must reuse the cached conversion");
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn vilt_runs_in_f16_close_to_f32() {
+    let name = "vilt-vqa-tiny";
+    let r = reference(name);
+    let c = case(name);
+    let pm_np = npy(&r, "pixel_mask.npy");
+    let pm = pm_np.tensor_u32();
+    let pv = normalise_u8(
+        &npy(&r, "pixels_u8.npy"),
+        triple(&c["image_mean"]),
+        triple(&c["image_std"]),
+        Some(&pm_np.u32()),
+    );
+    let ids = npy(&r, "input_ids.npy").tensor_u32();
+    let am = npy(&r, "attention_mask.npy").tensor_u32();
+    let tt = npy(&r, "token_type_ids.npy").tensor_u32();
+    let inputs = ViltInputs {
+        input_ids: &ids,
+        attention_mask: &am,
+        token_type_ids: &tt,
+        pixel_values: &pv,
+        pixel_mask: &pm,
+    };
+    let m = multishap_models::load(
+        &ModelSource::Local(checkpoint(name)),
+        &Device::Cpu,
+        DType::F16,
+    )
+    .unwrap();
+    let AnyModel::ViltVqa(vqa) = &m.model else {
+        panic!()
+    };
+    let logits = vqa.forward(&inputs).unwrap();
+    assert_eq!(logits.dtype(), DType::F32);
+    let d = max_abs_diff(&logits, &npy(&r, "logits.npy").tensor_f32());
+    eprintln!("f16 vilt logits: max |diff| = {d:.3e}");
+    assert!(d < 5e-2, "{d}");
+}
