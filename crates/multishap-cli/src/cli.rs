@@ -51,7 +51,7 @@ pub struct CommonArgs {
     /// cpu, cuda[:N] or metal[:N].
     #[arg(long)]
     pub device: Option<String>,
-    /// f32, f16 or bf16 (f16/bf16 on GPUs only).
+    /// f32, f16 or bf16 (bf16 on GPUs only).
     #[arg(long)]
     pub dtype: Option<String>,
 }

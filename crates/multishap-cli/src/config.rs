@@ -5,7 +5,7 @@
 //! id = "dandelin/vilt-b32-finetuned-vqa"   # Hugging Face id (or `path = "../models/x"`,
 //! revision = "main"                        #  relative to this file), optional revision
 //! device = "cpu"                           # cpu | cuda | cuda:N | metal (default cpu)
-//! dtype = "f32"                            # f32 | f16 | bf16 (default f32; CPU: f32 only)
+//! dtype = "f32"                            # f32 | f16 | bf16 (default f32; bf16 on GPUs only)
 //!
 //! [estimator]
 //! name = "regression-mc"                   # see `multishap game --help` for the list
@@ -131,10 +131,11 @@ impl RunConfig {
 /// The repository folder holding `models/` and `configs/`: `$MULTISHAP_HOME`,
 /// else the source tree this binary was built from.
 pub fn multishap_home() -> PathBuf {
-    match std::env::var_os("MULTISHAP_HOME") {
+    let home = match std::env::var_os("MULTISHAP_HOME") {
         Some(h) if !h.is_empty() => PathBuf::from(h),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(".."),
-    }
+    };
+    std::fs::canonicalize(&home).unwrap_or(home)
 }
 
 /// The shipped demo model used when neither `--config` nor `--model` is given.
@@ -308,9 +309,9 @@ impl Settings {
 
     pub fn dtype(&self, device: &Device) -> Result<DType> {
         let dt = parse_dtype(&self.dtype_name)?;
-        if device.is_cpu() && dt != DType::F32 {
+        if device.is_cpu() && dt == DType::BF16 {
             return Err(user(format!(
-                "--dtype {}: the CPU backend supports only f32",
+                "--dtype {}: the CPU backend supports f32 and f16, not bf16",
                 self.dtype_name
             )));
         }

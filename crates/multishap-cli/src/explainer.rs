@@ -11,8 +11,8 @@ use multishap_core::{
     InteractionEstimate, Players,
 };
 use multishap_engine::{
-    AnswerTarget, ClipRetrievalGame, EngineConfig, PatchGrid, RetrievalScore, ViltItmGame,
-    ViltVqaGame, VqaScore,
+    AnswerTarget, ClipRetrievalGame, EngineConfig, EngineError, PatchGrid, RetrievalScore,
+    ViltItmGame, ViltVqaGame, VqaScore,
 };
 use multishap_models::{AnyImageProcessor, AnyModel, LoadedModel};
 use multishap_report::{
@@ -113,6 +113,29 @@ pub fn sample_seed(seed: u64, id: &str) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Engine errors caused by the input (bad configuration, text without
+/// players, images the model cannot take, answers outside the vocabulary)
+/// become user errors; tensor failures stay internal.
+fn engine_err(e: EngineError) -> anyhow::Error {
+    match e {
+        EngineError::Config(_) | EngineError::InvalidInput(_) | EngineError::Model(_) => {
+            user(e.to_string())
+        }
+        other => other.into(),
+    }
+}
+
+/// Estimator errors caused by the request (budget below one draw, too many
+/// players for exact enumeration) become user errors.
+fn core_err(e: multishap_core::Error) -> anyhow::Error {
+    match e {
+        multishap_core::Error::InvalidInput(_) | multishap_core::Error::TooManyPlayers { .. } => {
+            user(e.to_string())
+        }
+        other => other.into(),
+    }
+}
+
 /// Loads an image with a one-line user error.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     if !path.exists() {
@@ -167,20 +190,17 @@ impl Explainer {
                         input.id
                     )));
                 }
-                AnyGame::Vqa(ViltVqaGame::with_ground_truth(
-                    &self.model,
-                    image,
-                    input.text,
-                    gt,
-                    cfg,
-                )?)
+                AnyGame::Vqa(
+                    ViltVqaGame::with_ground_truth(&self.model, image, input.text, gt, cfg)
+                        .map_err(engine_err)?,
+                )
             }
-            AnyModel::ViltRetrieval(_) => {
-                AnyGame::Itm(ViltItmGame::new(&self.model, image, input.text, cfg)?)
-            }
-            AnyModel::Clip(_) => {
-                AnyGame::Clip(ClipRetrievalGame::new(&self.model, image, input.text, cfg)?)
-            }
+            AnyModel::ViltRetrieval(_) => AnyGame::Itm(
+                ViltItmGame::new(&self.model, image, input.text, cfg).map_err(engine_err)?,
+            ),
+            AnyModel::Clip(_) => AnyGame::Clip(
+                ClipRetrievalGame::new(&self.model, image, input.text, cfg).map_err(engine_err)?,
+            ),
         };
         Ok(g)
     }
@@ -199,9 +219,15 @@ impl Explainer {
                     "estimator {DUAL_ESTIMATOR} needs a CLIP model"
                 )));
             };
-            dual_estimator_by_name(estimator)?.approximate_dual(g, budget, seed)?
+            dual_estimator_by_name(estimator)
+                .map_err(core_err)?
+                .approximate_dual(g, budget, seed)
+                .map_err(core_err)?
         } else {
-            estimator_by_name(estimator)?.approximate(game.as_game(), budget, seed)?
+            estimator_by_name(estimator)
+                .map_err(core_err)?
+                .approximate(game.as_game(), budget, seed)
+                .map_err(core_err)?
         };
         Ok(est)
     }

@@ -431,7 +431,7 @@ fn malformed_inputs_give_one_clear_error_each() {
         .args(["--dtype", "bf16", "--image"])
         .arg(image("chelsea.png"))
         .args(q));
-    assert_user_error(&o, "f32");
+    assert_user_error(&o, "not bf16");
     // bad flag
     let o = run(bin().args(["explain", "--bogus"]));
     assert_user_error(&o, "--bogus");
@@ -486,6 +486,114 @@ fn malformed_inputs_give_one_clear_error_each() {
         .args(q)
         .env("MULTISHAP_HOME", dir.path()));
     assert_user_error(&o, "demo model is missing");
+}
+
+#[test]
+fn run_vqa2_with_ground_truth_and_small_budget_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "vilt-vqa-tiny",
+        "[scorer]\ntarget = \"ground_truth\"\n",
+    );
+    let imgs = dir.path().join("val2014");
+    fs::create_dir(&imgs).unwrap();
+    fs::copy(
+        image("chelsea.png"),
+        imgs.join("COCO_val2014_000000000001.png"),
+    )
+    .unwrap();
+    fs::copy(
+        image("coffee_portrait.png"),
+        imgs.join("COCO_val2014_000000000002.png"),
+    )
+    .unwrap();
+    let q = dir.path().join("q.json");
+    fs::write(
+        &q,
+        r#"{"questions": [{"image_id": 1, "question": "how many cats?", "question_id": 10},
+        {"image_id": 2, "question": "what is this?", "question_id": 20}]}"#,
+    )
+    .unwrap();
+    let a = dir.path().join("a.json");
+    fs::write(&a, r#"{"annotations": [
+        {"question_id": 10, "answer_type": "number", "question_type": "how many", "answers": [{"answer": "2"}, {"answer": "1"}, {"answer": "2"}]},
+        {"question_id": 20, "answer_type": "other", "answers": [{"answer": "a spaceship"}]}]}"#).unwrap();
+    let out = dir.path().join("out");
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--vqa-questions")
+        .arg(&q)
+        .arg("--vqa-annotations")
+        .arg(&a)
+        .arg("--images")
+        .arg(&imgs)
+        .arg("--out")
+        .arg(&out));
+    assert_ok(&o);
+    let recs = records(&out.join("results.jsonl"));
+    assert_eq!(recs.len(), 1);
+    let r = &recs["10"];
+    assert_eq!(
+        r.target.as_deref(),
+        Some("2"),
+        "majority ground-truth answer"
+    );
+    assert_eq!(r.answer_type.as_deref(), Some("number"));
+    assert_eq!(r.answers.as_ref().map(|a| a.len()), Some(3));
+    // "a spaceship" is not an answer the model knows
+    let errors = fs::read_to_string(out.join("errors.jsonl")).unwrap();
+    assert!(
+        errors.contains("\"20\"") && errors.contains("a spaceship"),
+        "{errors}"
+    );
+    // a budget below one draw is a user error
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args([
+            "--budget",
+            "3",
+            "--answer",
+            "2",
+            "--question",
+            "how many?",
+            "--image",
+        ])
+        .arg(image("chelsea.png")));
+    assert_user_error(&o, "budget 3");
+}
+
+/// With no --config and no --model, explain uses the shipped demo model
+/// (models/demo-vilt-vqa of this repository) and its configs/demo-vilt-vqa.toml.
+#[test]
+fn explain_defaults_to_the_shipped_demo_model() {
+    let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if !home.join("models/demo-vilt-vqa/config.json").is_file() {
+        eprintln!("models/demo-vilt-vqa is not in this checkout yet: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = run(bin()
+        .env_remove("MULTISHAP_HOME")
+        .args([
+            "explain",
+            "--draws",
+            "1",
+            "--question",
+            "what color is the circle?",
+            "--image",
+        ])
+        .arg(image("chelsea.png"))
+        .arg("--out")
+        .arg(&out));
+    assert_ok(&o);
+    let rec: ExplanationRecord =
+        serde_json::from_str(&fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert!(rec.model.id.contains("demo-vilt-vqa"), "{}", rec.model.id);
+    assert!(out.join("index.html").is_file());
 }
 
 /// A 1-D float64 .npy file.
