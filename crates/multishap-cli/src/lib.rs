@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod datasets;
 pub mod errors;
+pub mod eval;
 pub mod explainer;
 pub mod geometry;
 pub mod progress;

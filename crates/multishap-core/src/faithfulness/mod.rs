@@ -64,7 +64,9 @@ pub(crate) fn evaluate_coalitions(game: &mut dyn Game, cs: &[Coalition]) -> Resu
     evaluate_to_host(game, &batch)
 }
 
-/// `(v - reference) / scale` when the scale is not (numerically) zero.
+/// `v / scale` when the scale is not (numerically) zero: |scale| > 1e-12.
+/// Callers that report both raw and normalised numbers keep the raw ones:
+/// for nearly constant games the normalised ones are dominated by noise.
 pub(crate) fn normalised(v: f64, scale: f64) -> Option<f64> {
     (scale.abs() > 1e-12).then(|| v / scale)
 }

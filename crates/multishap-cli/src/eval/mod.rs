@@ -1,0 +1,437 @@
+//! `multishap eval <measure>`: faithfulness measures of the explanations over
+//! the same configuration and manifest as `run` / `bench-k`.
+//!
+//! The game-generic measures live in `multishap_core::faithfulness` (where
+//! their definitions are documented); this module builds the model games,
+//! computes the SII / first-order explanations they need, adds the measures
+//! that need the model itself (stability under image noise, masking
+//! baselines, several grids) and writes `eval-<measure>.json` and
+//! `eval-<measure>.html` into `--out`.
+//!
+//! Every sample yields named numbers (`metrics`) plus a detailed JSON
+//! (`detail`: curves, maps, tables); the summary is the mean of every metric
+//! over the samples that define it.
+pub mod html;
+pub mod measures;
+pub mod noise;
+
+use crate::cli::CommonArgs;
+use crate::config::Settings;
+use crate::datasets::load_manifest;
+use crate::errors::{user, UserContext};
+use crate::explainer::{sample_seed, Explainer, SampleInput};
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Which measure `eval` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measure {
+    /// Remove the top-k (patch, token) pairs by SII and by redundancy gap versus k random pairs.
+    PairMasking,
+    /// Deletion / insertion curves of first-order attributions (all players, patches, tokens).
+    Deletion,
+    /// Keep only / remove the explanation's players (top pairs by SII, top first-order players).
+    Sufficiency,
+    /// Ablate the whole image or text: output change and how the other modality's explanation moves.
+    Modality,
+    /// Redundancy gap of every pair next to its SII.
+    Redundancy,
+    /// Small image noise: explanation change over input change (empirical Lipschitz ratio).
+    Stability,
+    /// Zero / mean / noise / blur baselines on the same samples: agreement of the SII rankings.
+    MaskingAblation,
+    /// Explanations on several grids combined into one map; agreement with each single grid.
+    MultiScale,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::PairMasking => "pair-masking",
+            Measure::Deletion => "deletion",
+            Measure::Sufficiency => "sufficiency",
+            Measure::Modality => "modality",
+            Measure::Redundancy => "redundancy",
+            Measure::Stability => "stability",
+            Measure::MaskingAblation => "masking-ablation",
+            Measure::MultiScale => "multi-scale",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The measure to compute.
+    #[arg(value_enum)]
+    pub measure: Measure,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// JSONL manifest of the samples ({"id", "image", "text", "answer"?} per line).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Only the first N samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output folder (eval-<measure>.json, eval-<measure>.html).
+    #[arg(long, value_name = "DIR", default_value = "multishap-eval")]
+    pub out: PathBuf,
+    /// pair-masking: largest number of pairs removed.
+    #[arg(long, default_value_t = 20)]
+    pub max_pairs: usize,
+    /// pair-masking: random pair orders averaged for the baseline.
+    #[arg(long, default_value_t = 8)]
+    pub random_repeats: usize,
+    /// deletion: fractions of the players removed / inserted (increasing, in [0, 1]).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.1,0.2,0.3,0.5,0.7,1")]
+    pub fractions: Vec<f64>,
+    /// Permutations for first-order Shapley values when the estimator gives none.
+    #[arg(long, default_value_t = 8)]
+    pub permutations: usize,
+    /// sufficiency: explanation = the players of the top pairs by SII.
+    #[arg(long, default_value_t = 5)]
+    pub explanation_pairs: usize,
+    /// sufficiency: explanation = this fraction of the players by first-order value.
+    #[arg(long, default_value_t = 0.2)]
+    pub explanation_fraction: f64,
+    /// stability: noise std in [0, 1] pixel units.
+    #[arg(long, default_value_t = 0.02)]
+    pub noise_std: f64,
+    /// stability: noisy copies per sample.
+    #[arg(long, default_value_t = 3)]
+    pub noise_repeats: usize,
+    /// stability: a perturbation preserves the output when |v'(N) - v(N)| <= this x |v(N)|
+    /// (VQA: also the same predicted answer).
+    #[arg(long, default_value_t = 0.1)]
+    pub output_tolerance: f64,
+    /// multi-scale: square grids g x g (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "4,7,12")]
+    pub grids: Vec<usize>,
+}
+
+/// One sample's numbers and details.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SampleEval {
+    pub id: String,
+    pub text: String,
+    pub metrics: BTreeMap<String, f64>,
+    pub detail: serde_json::Value,
+}
+
+/// Mean of one metric over the samples defining it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub mean: f64,
+    pub std: f64,
+    pub samples: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub measure: Measure,
+    /// What the measure computes (definitions of every metric).
+    pub definition: String,
+    pub model: String,
+    pub estimator: String,
+    pub device: String,
+    pub seed: u64,
+    /// The `eval` parameters used.
+    pub parameters: serde_json::Value,
+    pub summary: BTreeMap<String, SummaryRow>,
+    pub samples: Vec<SampleEval>,
+    /// Samples that failed: (id, error).
+    pub failed: Vec<(String, String)>,
+}
+
+/// What `run_eval` wrote.
+#[derive(Debug, Clone)]
+pub struct EvalOutput {
+    pub report: EvalReport,
+    pub json: PathBuf,
+    pub html: PathBuf,
+}
+
+fn check_args(a: &EvalArgs) -> Result<()> {
+    let f = &a.fractions;
+    if f.is_empty()
+        || f.iter().any(|x| !(0.0..=1.0).contains(x))
+        || f.windows(2).any(|w| w[1] < w[0])
+    {
+        return Err(user(
+            "--fractions must be increasing values in [0, 1], e.g. 0,0.1,0.5,1",
+        ));
+    }
+    if a.permutations == 0 {
+        return Err(user("--permutations must be positive"));
+    }
+    if !(0.0..=1.0).contains(&a.explanation_fraction) {
+        return Err(user("--explanation-fraction must be in [0, 1]"));
+    }
+    if a.measure == Measure::Stability && (a.noise_std <= 0.0 || a.noise_repeats == 0) {
+        return Err(user(
+            "stability needs --noise-std > 0 and --noise-repeats > 0",
+        ));
+    }
+    if a.measure == Measure::MultiScale && (a.grids.is_empty() || a.grids.contains(&0)) {
+        return Err(user("--grids needs positive grid sizes, e.g. 4,7,12"));
+    }
+    Ok(())
+}
+
+fn summarise(samples: &[SampleEval]) -> BTreeMap<String, SummaryRow> {
+    let mut acc: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in samples {
+        for (k, v) in &s.metrics {
+            if v.is_finite() {
+                acc.entry(k.clone()).or_default().push(*v);
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(k, v)| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+            (
+                k,
+                SummaryRow {
+                    mean,
+                    std,
+                    samples: v.len(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs one measure over the manifest and writes its JSON and HTML.
+pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
+    check_args(a)?;
+    let settings = Settings::resolve(&a.common.overrides())?;
+    let mut samples = load_manifest(&a.manifest).user_err()?;
+    if let Some(l) = a.limit {
+        samples.truncate(l);
+    }
+    let mut explainer = Explainer::load(settings)?;
+    let base_engine = explainer.settings.engine.clone();
+    let mut evals = Vec::new();
+    let mut failed = Vec::new();
+    for s in &samples {
+        let input = SampleInput {
+            id: &s.id,
+            image: &s.image,
+            text: &s.text,
+            answers: &s.answers,
+            answer_type: s.answer_type.as_deref(),
+            question_type: s.question_type.as_deref(),
+        };
+        let seed = sample_seed(explainer.settings.seed, &s.id);
+        let r = measures::evaluate_sample(&mut explainer, a, &input, seed);
+        explainer.settings.engine = base_engine.clone();
+        match r {
+            Ok((metrics, detail)) => evals.push(SampleEval {
+                id: s.id.clone(),
+                text: s.text.clone(),
+                metrics,
+                detail,
+            }),
+            Err(e) => {
+                let msg = crate::errors::one_line(&e);
+                eprintln!("eval: sample {} failed: {msg}", s.id);
+                failed.push((s.id.clone(), msg));
+            }
+        }
+    }
+    if evals.is_empty() {
+        return Err(user(format!(
+            "eval {}: no sample could be evaluated",
+            a.measure.name()
+        )));
+    }
+    let report = EvalReport {
+        measure: a.measure,
+        definition: measures::definition(a.measure).to_string(),
+        model: explainer.settings.model_label.clone(),
+        estimator: explainer.settings.estimator.clone(),
+        device: explainer.settings.device_name.clone(),
+        seed: explainer.settings.seed,
+        parameters: parameters(a),
+        summary: summarise(&evals),
+        samples: evals,
+        failed,
+    };
+    std::fs::create_dir_all(&a.out).user_ctx(|| format!("cannot create {}", a.out.display()))?;
+    let json = a.out.join(format!("eval-{}.json", a.measure.name()));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+    let html_path = a.out.join(format!("eval-{}.html", a.measure.name()));
+    std::fs::write(&html_path, html::page(&report))?;
+    println!("metric\tmean\tstd\tsamples");
+    for (k, r) in &report.summary {
+        println!("{k}\t{:.4}\t{:.4}\t{}", r.mean, r.std, r.samples);
+    }
+    println!("wrote {} and {}", json.display(), html_path.display());
+    Ok(EvalOutput {
+        report,
+        json,
+        html: html_path,
+    })
+}
+
+fn parameters(a: &EvalArgs) -> serde_json::Value {
+    use serde_json::json;
+    match a.measure {
+        Measure::PairMasking => {
+            json!({"max_pairs": a.max_pairs, "random_repeats": a.random_repeats})
+        }
+        Measure::Deletion => json!({"fractions": a.fractions, "permutations": a.permutations}),
+        Measure::Sufficiency => json!({"explanation_pairs": a.explanation_pairs,
+            "explanation_fraction": a.explanation_fraction, "permutations": a.permutations}),
+        Measure::Modality => json!({"permutations": a.permutations}),
+        Measure::Redundancy => json!({}),
+        Measure::Stability => json!({"noise_std": a.noise_std, "noise_repeats": a.noise_repeats,
+            "output_tolerance": a.output_tolerance}),
+        Measure::MaskingAblation => json!({"baselines": measures::ABLATION_BASELINES}),
+        Measure::MultiScale => json!({"grids": a.grids}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")
+    }
+
+    /// Tiny ViLT VQA fixture, 3x3 grid, two samples.
+    fn setup(dir: &Path, model: &str) -> (PathBuf, PathBuf) {
+        let cfg = dir.join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[model]\npath = {:?}\n[estimator]\nname = \"shared-stratified\"\ndraws = 2\nseed = 5\n[masking.image]\ngrid = {{ rows = 3, cols = 3 }}\n",
+                fixtures().join("checkpoints").join(model).display().to_string()
+            ),
+        )
+        .unwrap();
+        let img = |n: &str| fixtures().join("images").join(n).display().to_string();
+        let m = dir.join("m.jsonl");
+        std::fs::write(
+            &m,
+            format!(
+                "{{\"id\": \"a\", \"image\": {:?}, \"text\": \"how many cats?\", \"answer\": \"2\"}}\n\
+                 {{\"id\": \"b\", \"image\": {:?}, \"text\": \"what is in the cup?\"}}\n",
+                img("chelsea.png"),
+                img("coffee_portrait.png")
+            ),
+        )
+        .unwrap();
+        (cfg, m)
+    }
+
+    fn args(measure: Measure, cfg: &Path, manifest: &Path, out: &Path) -> EvalArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct W {
+            #[command(flatten)]
+            a: EvalArgs,
+        }
+        let w = W::try_parse_from([
+            "eval",
+            measure.name(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--max-pairs",
+            "4",
+            "--random-repeats",
+            "3",
+            "--permutations",
+            "2",
+            "--noise-repeats",
+            "2",
+            "--grids",
+            "2,3",
+            "--fractions",
+            "0,0.5,1",
+            "--limit",
+            "1",
+        ])
+        .unwrap();
+        w.a
+    }
+
+    #[test]
+    fn every_measure_writes_json_and_html_on_the_tiny_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, m) = setup(dir.path(), "vilt-vqa-tiny");
+        for measure in Measure::value_variants() {
+            let out = dir.path().join(measure.name());
+            let r = run_eval(&args(*measure, &cfg, &m, &out)).unwrap();
+            assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+            assert_eq!(r.report.samples.len(), 1);
+            assert!(!r.report.summary.is_empty(), "{}", measure.name());
+            let back: EvalReport =
+                serde_json::from_str(&std::fs::read_to_string(&r.json).unwrap()).unwrap();
+            assert_eq!(back.measure, *measure);
+            let html = std::fs::read_to_string(&r.html).unwrap();
+            assert!(html.contains("<h2>Summary</h2>"));
+            // measure-specific invariants
+            let s = &r.report.samples[0].metrics;
+            match measure {
+                Measure::PairMasking => {
+                    let d = &r.report.samples[0].detail["pair_masking"];
+                    let first = &d["rankings"][0]["drop"]["y"][0];
+                    assert_eq!(first.as_f64(), Some(0.0));
+                    assert!(s.contains_key("sii_over_random"));
+                }
+                Measure::MaskingAblation => {
+                    assert!(s.contains_key("spearman_zero_vs_blur"));
+                    assert!(s.contains_key("p10_mean_vs_noise"));
+                }
+                Measure::MultiScale => {
+                    assert!(s.contains_key("spearman_3x3_vs_aggregate"));
+                    let agg = &r.report.samples[0].detail["aggregate"];
+                    assert_eq!(agg["rows"].as_u64(), Some(3));
+                }
+                Measure::Stability => {
+                    assert!(s["preserved_share"] >= 0.0 && s["preserved_share"] <= 1.0);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn summary_is_mean_and_std_over_defining_samples() {
+        let e = |id: &str, kv: &[(&str, f64)]| SampleEval {
+            id: id.into(),
+            text: String::new(),
+            metrics: kv.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            detail: serde_json::Value::Null,
+        };
+        let s = summarise(&[
+            e("a", &[("x", 1.0), ("y", 5.0)]),
+            e("b", &[("x", 3.0), ("y", f64::NAN)]),
+        ]);
+        assert_eq!((s["x"].mean, s["x"].std, s["x"].samples), (2.0, 1.0, 2));
+        assert_eq!((s["y"].mean, s["y"].samples), (5.0, 1));
+    }
+
+    #[test]
+    fn bad_arguments_are_user_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, m) = setup(dir.path(), "vilt-vqa-tiny");
+        let mut a = args(Measure::Deletion, &cfg, &m, dir.path());
+        a.fractions = vec![0.5, 0.2];
+        let e = run_eval(&a).unwrap_err();
+        assert_eq!(crate::errors::exit_code(&e), crate::errors::EXIT_USER);
+    }
+}
