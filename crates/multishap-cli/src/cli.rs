@@ -147,7 +147,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// results.jsonl files (shards of one run) or folders holding results*.jsonl.
+    /// results.jsonl files (shards of one run), folders holding results*.jsonl, or
+    /// `explain` outputs (result.json or its folder).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     #[arg(long, value_name = "DIR", default_value = "report")]

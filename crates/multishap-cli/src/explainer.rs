@@ -136,6 +136,16 @@ fn core_err(e: multishap_core::Error) -> anyhow::Error {
     }
 }
 
+/// Whether some standard error is undefined (NaN: one draw, or a pair the
+/// permutation estimator never sampled); JSON stores it as `null`.
+pub fn has_undefined_stderr(r: &ExplanationRecord) -> bool {
+    r.sii_stderr.iter().flatten().any(|v| !v.is_finite())
+}
+
+pub const UNDEFINED_STDERR_WARNING: &str =
+    "warning: some standard errors are undefined (written as null; \
+use at least 2 draws): `multishap report` cannot read such records yet";
+
 /// Loads an image with a one-line user error.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     if !path.exists() {

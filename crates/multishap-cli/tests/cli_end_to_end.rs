@@ -179,6 +179,12 @@ fn explain_vqa_writes_every_file() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // explain outputs feed `report` too
+    let rep = dir.path().join("rep");
+    assert_ok(&run(bin().arg("report").arg(&out).arg("--out").arg(&rep)));
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["n_samples"], 1);
     let html = fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("matrix.svg") && html.contains("heatmaps/average.png"));
     // the same seed reproduces the grid

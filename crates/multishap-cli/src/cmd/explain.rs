@@ -61,6 +61,9 @@ pub fn run(a: &ExplainArgs) -> Result<ExplainOutput> {
         question_type: None,
     };
     let (record, image) = explainer.explain(&input, explainer.settings.seed)?;
+    if crate::explainer::has_undefined_stderr(&record) {
+        eprintln!("{}", crate::explainer::UNDEFINED_STDERR_WARNING);
+    }
 
     std::fs::create_dir_all(&a.out)
         .user_ctx(|| format!("cannot create output folder {}", a.out.display()))?;

@@ -2,10 +2,13 @@
 use crate::cli::ReportArgs;
 use crate::errors::{user, UserContext};
 use anyhow::Result;
-use multishap_report::{build_report, read_shards, ReportOptions, ReportSummary};
+use multishap_report::{
+    build_report, read_shards, ExplanationRecord, ReportOptions, ReportSummary,
+};
 use std::path::PathBuf;
 
-/// Files given, with folders expanded to their `results*.jsonl` (sorted).
+/// Files given, with folders expanded to their `results*.jsonl` (sorted), or
+/// to their `result.json` (an `explain` output folder).
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
@@ -19,8 +22,14 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 })
                 .collect();
             found.sort();
+            if found.is_empty() && p.join("result.json").is_file() {
+                found.push(p.join("result.json"));
+            }
             if found.is_empty() {
-                return Err(user(format!("{} holds no results*.jsonl", p.display())));
+                return Err(user(format!(
+                    "{} holds no results*.jsonl or result.json",
+                    p.display()
+                )));
             }
             files.extend(found);
         } else if p.is_file() {
@@ -34,7 +43,24 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 pub fn run(a: &ReportArgs) -> Result<ReportSummary> {
     let files = expand_inputs(&a.inputs)?;
-    let merged = read_shards(&files).user_err()?;
+    // `explain`'s result.json files hold one pretty-printed record each.
+    let (singles, shards): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .iter()
+        .cloned()
+        .partition(|f| f.extension().is_some_and(|e| e == "json"));
+    let mut merged = read_shards(&shards).user_err()?;
+    for f in &singles {
+        let text =
+            std::fs::read_to_string(f).user_ctx(|| format!("cannot read {}", f.display()))?;
+        let rec: ExplanationRecord = serde_json::from_str(&text)
+            .user_ctx(|| format!("{} is not a multishap result.json", f.display()))?;
+        rec.validate().user_ctx(|| f.display().to_string())?;
+        if merged.records.iter().any(|r| r.id == rec.id) {
+            merged.duplicate_ids.push(rec.id);
+        } else {
+            merged.records.push(rec);
+        }
+    }
     for f in &merged.torn_files {
         eprintln!("report: ignored a torn last line in {}", f.display());
     }

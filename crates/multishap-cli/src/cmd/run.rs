@@ -165,6 +165,7 @@ pub fn run(a: &RunArgs) -> Result<RunSummary> {
     }
     let mut progress = Progress::new(&label, todo.len(), a.log_every);
     let (mut done, mut failed) = (0, 0);
+    let mut warned_nan = false;
     for s in &todo {
         let input = SampleInput {
             id: &s.id,
@@ -177,6 +178,10 @@ pub fn run(a: &RunArgs) -> Result<RunSummary> {
         let seed = sample_seed(explainer.settings.seed, &s.id);
         match explainer.explain(&input, seed) {
             Ok((record, _)) => {
+                if !warned_nan && crate::explainer::has_undefined_stderr(&record) {
+                    warned_nan = true;
+                    progress.println(crate::explainer::UNDEFINED_STDERR_WARNING);
+                }
                 results.append(&record)?;
                 done += 1;
                 progress.sample(record.evaluations, true);
