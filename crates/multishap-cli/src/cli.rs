@@ -37,7 +37,8 @@ pub struct CommonArgs {
     /// Model: a local folder or a Hugging Face id[@revision].
     #[arg(long)]
     pub model: Option<String>,
-    /// Estimator name (e.g. regression-mc, shared, per-pair, per-pair-stratified, permutation, dual-encoder, exact).
+    /// Estimator: shared-stratified (default), shared, regression-mc, regression, per-pair,
+    /// per-pair-stratified, permutation, dual-encoder (CLIP only), exact (d <= 22).
     #[arg(long)]
     pub estimator: Option<String>,
     /// Budget in model evaluations per sample.
@@ -46,6 +47,7 @@ pub struct CommonArgs {
     /// K draws per sample: budget = K x evaluations per draw of the estimator.
     #[arg(long)]
     pub draws: Option<usize>,
+    /// Random seed (`run` derives each sample's seed from it and the sample id).
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu, cuda[:N] or metal[:N].
