@@ -18,6 +18,10 @@
 #   CUDA_COMPUTE_CAP     GPU compute capability        (default: 90 = H100/H200, sm_90a code)
 #   CUDARC_CUDA_VERSION  cudarc API version, e.g. 13000 (default: from the nvcc wheel)
 #   PYTHON               python used to make the venv  (default: python3)
+#   MULTISHAP_NVCC_APPEND_FLAGS  extra nvcc flags for candle-kernels (default:
+#                        --compress-mode=size, which shrinks the embedded sm_90a fatbins of
+#                        candle's quantised/MoE kernels about 2.8x; set it empty to disable).
+#                        A change rebuilds candle-kernels (cargo does not track this variable).
 #
 # Output: $CARGO_TARGET_DIR/dist/multishap (or cuda-smoke; stripped) and dist/run-on-gpu.sh. On the GPU
 # machine run it through scripts/cuda/run-on-gpu.sh, which points LD_LIBRARY_PATH at
@@ -107,9 +111,10 @@ export PATH=$cuda_root/bin:$PATH
 export CUDA_HOME=$cuda_root CUDA_PATH=$cuda_root CUDA_ROOT=$cuda_root
 # libcublas.so.13 needs libcublasLt.so.13 at link time; let ld find it without an rpath.
 export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,-rpath-link,$cuda_root/lib"
+export NVCC_APPEND_FLAGS=${MULTISHAP_NVCC_APPEND_FLAGS---compress-mode=size}
 
 if [[ $mode == env ]]; then
-    for v in PATH CUDA_HOME CUDA_PATH CUDA_ROOT CUDARC_CUDA_VERSION CUDA_COMPUTE_CAP RUSTFLAGS CARGO_TARGET_DIR; do
+    for v in PATH CUDA_HOME CUDA_PATH CUDA_ROOT CUDARC_CUDA_VERSION CUDA_COMPUTE_CAP RUSTFLAGS NVCC_APPEND_FLAGS CARGO_TARGET_DIR; do
         printf 'export %s=%q\n' "$v" "${!v}"
     done
     exit 0
@@ -123,10 +128,20 @@ if [[ $what == multishap ]]; then
 else
     build=(cargo build --release --manifest-path "$repo/scripts/cuda/smoke/Cargo.toml")
 fi
-log "${build[*]} ${cargo_args[*]} (target dir $CARGO_TARGET_DIR)"
+# cudaforge does not watch NVCC_APPEND_FLAGS: rebuild candle-kernels when it changed.
+flags_stamp=$CARGO_TARGET_DIR/release/.multishap-nvcc-append-flags
+if [[ -d $CARGO_TARGET_DIR/release/build ]] &&
+    { [[ ! -f $flags_stamp ]] || [[ "$(cat "$flags_stamp")" != "$NVCC_APPEND_FLAGS" ]]; }; then
+    log "NVCC_APPEND_FLAGS changed to '$NVCC_APPEND_FLAGS': cleaning candle-kernels"
+    (cd "$repo" && cargo clean --release -p candle-kernels) || true
+    cargo clean --release -p candle-kernels --manifest-path "$repo/scripts/cuda/smoke/Cargo.toml" || true
+fi
+log "${build[*]} ${cargo_args[*]} (target dir $CARGO_TARGET_DIR, NVCC_APPEND_FLAGS='$NVCC_APPEND_FLAGS')"
 start=$(date +%s)
 (cd "$repo" && "${build[@]}" "${cargo_args[@]}")
 elapsed=$(($(date +%s) - start))
+mkdir -p "$(dirname "$flags_stamp")"
+printf '%s' "$NVCC_APPEND_FLAGS" >"$flags_stamp"
 log "build took ${elapsed}s"
 
 # 4. One stripped binary plus the run wrapper, ready to carry to the GPU machine.
