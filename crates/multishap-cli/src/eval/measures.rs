@@ -1,7 +1,10 @@
 //! The per-sample measures of `multishap eval`.
 use super::noise::gaussian_noise;
+use super::pointing::{self, PointingTarget};
 use super::{EvalArgs, Measure};
+use crate::errors::user;
 use crate::explainer::{load_image, AnyGame, Explainer, SampleInput};
+use crate::geometry::Geometry;
 use crate::stability::{precision_at_k, spearman};
 use anyhow::Result;
 use image::DynamicImage;
@@ -46,7 +49,9 @@ pub fn definition(m: Measure) -> &'static str {
         Measure::MaskingAblation => "The SII grid is estimated with the same seed under the image baselines zero (0 after normalisation), mean (the image mean), noise (N(0,1) in normalised space) and blur (Gaussian, sigma 8 px); \
             text masking is unchanged. spearman_a_vs_b and p10_a_vs_b (Precision@10 of the top pairs by |SII|) compare every two baselines.",
         Measure::MultiScale => "The SII is estimated on each g x g grid; the token-average map of each grid is resampled (nearest cell) to the finest grid, divided by its max |value|, and averaged into one map. \
-            spearman_gxg_vs_aggregate and argmax_agree_gxg compare each single grid with the aggregate on the finest grid.",
+            spearman_gxg_vs_aggregate and argmax_agree_gxg compare each single grid with the aggregate on the finest grid. \
+            Pointing game (samples whose manifest line has pointing_mask, optionally pointing_word, whose SII column then replaces the token average): \
+            pointing_hit_gxg and pointing_hit_aggregate are 1 when the patch with the largest positive value has >= 10% of its pixels in the region; their means are hit rates.",
     }
 }
 
@@ -67,11 +72,12 @@ pub fn evaluate_sample(
     a: &EvalArgs,
     input: &SampleInput,
     seed: u64,
+    target: Option<&PointingTarget>,
 ) -> Result<(Metrics, Value)> {
     let image = load_image(input.image)?;
     match a.measure {
         Measure::MaskingAblation => return masking_ablation(ex, &image, input, seed),
-        Measure::MultiScale => return multi_scale(ex, a, &image, input, seed),
+        Measure::MultiScale => return multi_scale(ex, a, &image, input, seed, target),
         _ => {}
     }
     let ex: &Explainer = ex;
@@ -411,31 +417,58 @@ fn multi_scale(
     image: &DynamicImage,
     input: &SampleInput,
     seed: u64,
+    target: Option<&PointingTarget>,
 ) -> Result<(Metrics, Value)> {
+    let mask = target.map(|t| pointing::load_mask(&t.mask)).transpose()?;
     let mut maps = Vec::new();
+    let mut boxes = Vec::new();
+    let mut word_index = None;
     for &g in &a.grids {
         ex.settings.engine.masking.image.grid = Some(GridSize { rows: g, cols: g });
         let exr: &Explainer = ex;
         let mut game = exr.game(image, input)?;
         let grid = game.grid();
+        if let Some(w) = target.and_then(|t| t.word.as_deref()) {
+            let tokens = game.tokens();
+            word_index = Some(pointing::find_word(&tokens, w).ok_or_else(|| {
+                user(format!(
+                    "sample {}: pointing_word {w:?} is not among the tokens {tokens:?}",
+                    input.id
+                ))
+            })?);
+        }
         let est = estimate(exr, &mut game, seed)?;
         let n = est.text_players.max(1);
-        let avg: Vec<f64> = est
-            .sii
-            .chunks(n)
-            .map(|r| r.iter().sum::<f64>() / n as f64)
-            .collect();
-        maps.push(fm::GridMap::new(grid.rows, grid.cols, avg)?);
+        let values: Vec<f64> = match word_index {
+            Some(j) => est.sii.chunks(n).map(|r| r[j]).collect(),
+            None => est
+                .sii
+                .chunks(n)
+                .map(|r| r.iter().sum::<f64>() / n as f64)
+                .collect(),
+        };
+        let geometry = Geometry::for_processor(
+            &exr.model.image_processor,
+            (image.width(), image.height()),
+            (grid.width, grid.height),
+        );
+        boxes.push(
+            grid.boxes()
+                .iter()
+                .map(|b| geometry.to_original(b))
+                .collect::<Vec<_>>(),
+        );
+        maps.push(fm::GridMap::new(grid.rows, grid.cols, values)?);
     }
-    let (rows, cols) = maps
-        .iter()
-        .map(|m| (m.rows, m.cols))
-        .max_by_key(|(r, c)| r * c)
-        .unwrap_or((1, 1));
+    let finest = (0..maps.len())
+        .max_by_key(|&k| maps[k].rows * maps[k].cols)
+        .unwrap_or(0);
+    let (rows, cols) = (maps[finest].rows, maps[finest].cols);
     let agg = fm::aggregate_multiscale(&maps, rows, cols, true)?;
     let amax = agg.argmax();
     let mut mt = Metrics::new();
-    for m in &maps {
+    let mut outcomes = serde_json::Map::new();
+    for (m, b) in maps.iter().zip(&boxes) {
         let r = m.resample(rows, cols);
         let tag = format!("{}x{}", m.rows, m.cols);
         put(
@@ -447,6 +480,25 @@ fn multi_scale(
             format!("argmax_agree_{tag}"),
             (r.argmax() == amax) as u8 as f64,
         );
+        if let Some(mask) = &mask {
+            let o = pointing::point(mask, b, &m.values)?;
+            mt.insert(format!("pointing_hit_{tag}"), o.hit as u8 as f64);
+            outcomes.insert(
+                tag,
+                json!({ "best_patch": o.best_patch, "coverage": o.patch_coverage, "hit": o.hit }),
+            );
+        }
     }
-    Ok((mt, json!({ "maps": maps, "aggregate": agg })))
+    if let Some(mask) = &mask {
+        let o = pointing::point(mask, &boxes[finest], &agg.values)?;
+        mt.insert("pointing_hit_aggregate".into(), o.hit as u8 as f64);
+        outcomes.insert(
+            "aggregate".into(),
+            json!({ "best_patch": o.best_patch, "coverage": o.patch_coverage, "hit": o.hit }),
+        );
+    }
+    Ok((
+        mt,
+        json!({ "word_index": word_index, "maps": maps, "aggregate": agg, "pointing": outcomes }),
+    ))
 }

@@ -14,6 +14,7 @@
 pub mod html;
 pub mod measures;
 pub mod noise;
+pub mod pointing;
 
 use crate::cli::CommonArgs;
 use crate::config::Settings;
@@ -217,6 +218,11 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
     }
     let mut explainer = Explainer::load(settings)?;
     let base_engine = explainer.settings.engine.clone();
+    let targets = if a.measure == Measure::MultiScale {
+        pointing::read_targets(&a.manifest)?
+    } else {
+        Default::default()
+    };
     let mut evals = Vec::new();
     let mut failed = Vec::new();
     for s in &samples {
@@ -229,7 +235,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
             question_type: s.question_type.as_deref(),
         };
         let seed = sample_seed(explainer.settings.seed, &s.id);
-        let r = measures::evaluate_sample(&mut explainer, a, &input, seed);
+        let r = measures::evaluate_sample(&mut explainer, a, &input, seed, targets.get(&s.id));
         explainer.settings.engine = base_engine.clone();
         match r {
             Ok((metrics, detail)) => evals.push(SampleEval {
@@ -319,11 +325,16 @@ mod tests {
         )
         .unwrap();
         let img = |n: &str| fixtures().join("images").join(n).display().to_string();
+        // pointing region for sample "a": the left half of the image
+        let (w, h) = image::image_dimensions(img("chelsea.png")).unwrap();
+        image::GrayImage::from_fn(w, h, |x, _| image::Luma([if x < w / 2 { 255 } else { 0 }]))
+            .save(dir.join("mask-a.png"))
+            .unwrap();
         let m = dir.join("m.jsonl");
         std::fs::write(
             &m,
             format!(
-                "{{\"id\": \"a\", \"image\": {:?}, \"text\": \"how many cats?\", \"answer\": \"2\"}}\n\
+                "{{\"id\": \"a\", \"image\": {:?}, \"text\": \"how many cats?\", \"answer\": \"2\", \"pointing_mask\": \"mask-a.png\", \"pointing_word\": \"how\"}}\n\
                  {{\"id\": \"b\", \"image\": {:?}, \"text\": \"what is in the cup?\"}}\n",
                 img("chelsea.png"),
                 img("coffee_portrait.png")
@@ -398,6 +409,14 @@ mod tests {
                 }
                 Measure::MultiScale => {
                     assert!(s.contains_key("spearman_3x3_vs_aggregate"));
+                    for k in [
+                        "pointing_hit_2x2",
+                        "pointing_hit_3x3",
+                        "pointing_hit_aggregate",
+                    ] {
+                        assert!(s[k] == 0.0 || s[k] == 1.0, "{k}");
+                    }
+                    assert!(r.report.samples[0].detail["word_index"].is_u64());
                     let agg = &r.report.samples[0].detail["aggregate"];
                     assert_eq!(agg["rows"].as_u64(), Some(3));
                 }
