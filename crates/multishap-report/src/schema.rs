@@ -156,10 +156,13 @@ pub struct ExplanationRecord {
     pub grid: PatchGrid,
     /// SII grid `[m][n]`.
     pub sii: Vec<Vec<f64>>,
-    /// Standard errors, `[m][n]`.
+    /// Standard errors, `[m][n]`. Undefined ones (NaN, e.g. a single draw) are written as
+    /// JSON `null` and read back as NaN.
+    #[serde(deserialize_with = "null_as_nan::grid")]
     pub sii_stderr: Vec<Vec<f64>>,
-    /// First-order Shapley values of all m + n players (patches first), if computed.
-    #[serde(default)]
+    /// First-order Shapley values of all m + n players (patches first), if computed;
+    /// undefined entries are `null` in JSON, NaN here.
+    #[serde(default, deserialize_with = "null_as_nan::optional_vec")]
     pub shapley: Option<Vec<f64>>,
     /// P: sum of positive SII.
     pub positive_sum: f64,
@@ -339,6 +342,28 @@ impl ExplanationRecord {
     }
 }
 
+/// serde_json writes non-finite floats as `null`; these read such `null`s back as NaN.
+mod null_as_nan {
+    use serde::{Deserialize, Deserializer};
+
+    fn nan(v: Option<f64>) -> f64 {
+        v.unwrap_or(f64::NAN)
+    }
+
+    pub fn grid<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+        let rows = Vec::<Vec<Option<f64>>>::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_iter().map(nan).collect())
+            .collect())
+    }
+
+    pub fn optional_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+        let v = Option::<Vec<Option<f64>>>::deserialize(d)?;
+        Ok(v.map(|v| v.into_iter().map(nan).collect()))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -395,6 +420,22 @@ pub(crate) mod tests {
         assert_eq!(rec.token_importance(), vec![4.0, 2.0]);
         assert_eq!(rec.evaluations, 16);
         assert_eq!(rec.schema_version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn undefined_stderr_and_shapley_round_trip_as_nan() {
+        let est = estimate(1, 2, vec![1.0, -1.0]);
+        let mut rec = ExplanationRecord::from_estimate(&est, meta("u", 1, 1, &["x", "y"])).unwrap();
+        rec.sii_stderr[0][1] = f64::NAN;
+        rec.shapley = Some(vec![0.5, f64::NAN, 2.0]);
+        let line = serde_json::to_string(&rec).unwrap();
+        assert!(line.contains("null"), "{line}");
+        let back: ExplanationRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.sii_stderr[0][0], 0.0);
+        assert!(back.sii_stderr[0][1].is_nan());
+        let s = back.shapley.unwrap();
+        assert_eq!((s[0], s[2]), (0.5, 2.0));
+        assert!(s[1].is_nan());
     }
 
     #[test]
