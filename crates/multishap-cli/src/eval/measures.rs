@@ -12,6 +12,7 @@ use multishap_core::faithfulness as fm;
 use multishap_core::sampling::{random_subset, rng_from_seed};
 use multishap_core::{Game, InteractionEstimate};
 use multishap_engine::{Baseline, GridSize};
+use multishap_report::ExplanationRecord;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -60,6 +61,40 @@ fn estimate(ex: &Explainer, game: &mut AnyGame, seed: u64) -> Result<Interaction
     ex.estimate(game, &ex.settings.estimator, budget, seed)
 }
 
+/// The SII of a sample: from `--results` when given (its grid and tokens must
+/// match the game's), else estimated with the configured estimator and budget.
+fn sii_of(
+    ex: &Explainer,
+    game: &mut AnyGame,
+    seed: u64,
+    record: Option<&ExplanationRecord>,
+) -> Result<InteractionEstimate> {
+    let Some(r) = record else {
+        return estimate(ex, game, seed);
+    };
+    let players = game.players();
+    let tokens = game.tokens();
+    let m = r.sii.len();
+    if m != players.image || r.tokens != tokens || r.sii.iter().any(|row| row.len() != players.text)
+    {
+        return Err(user(format!(
+            "results record {}: {} patches x tokens {:?}, but the game under this configuration has {} patches x tokens {:?} \
+             (use the configuration of the run that wrote the results)",
+            r.id, m, r.tokens, players.image, tokens
+        )));
+    }
+    Ok(InteractionEstimate {
+        estimator: format!("{} (from results)", r.estimator),
+        image_players: players.image,
+        text_players: players.text,
+        sii: r.sii.concat(),
+        stderr: r.sii_stderr.concat(),
+        shapley: r.shapley.clone(),
+        evaluations: r.evaluations,
+        seconds: r.seconds,
+    })
+}
+
 fn put(m: &mut Metrics, k: impl Into<String>, v: Option<f64>) {
     if let Some(v) = v.filter(|v| v.is_finite()) {
         m.insert(k.into(), v);
@@ -73,6 +108,7 @@ pub fn evaluate_sample(
     input: &SampleInput,
     seed: u64,
     target: Option<&PointingTarget>,
+    record: Option<&ExplanationRecord>,
 ) -> Result<(Metrics, Value)> {
     let image = load_image(input.image)?;
     match a.measure {
@@ -83,11 +119,11 @@ pub fn evaluate_sample(
     let ex: &Explainer = ex;
     let mut game = ex.game(&image, input)?;
     match a.measure {
-        Measure::PairMasking => pair_masking(ex, a, &mut game, seed),
+        Measure::PairMasking => pair_masking(ex, a, &mut game, seed, record),
         Measure::Deletion => deletion(a, &mut game, seed),
-        Measure::Sufficiency => sufficiency(ex, a, &mut game, seed),
+        Measure::Sufficiency => sufficiency(ex, a, &mut game, seed, record),
         Measure::Modality => modality(a, &mut game, seed),
-        Measure::Redundancy => redundancy(ex, &mut game, seed),
+        Measure::Redundancy => redundancy(ex, &mut game, seed, record),
         Measure::Stability => stability(ex, a, game, &image, input, seed),
         Measure::MaskingAblation | Measure::MultiScale => unreachable!("handled above"),
     }
@@ -98,8 +134,9 @@ fn pair_masking(
     a: &EvalArgs,
     game: &mut AnyGame,
     seed: u64,
+    record: Option<&ExplanationRecord>,
 ) -> Result<(Metrics, Value)> {
-    let est = estimate(ex, game, seed)?;
+    let est = sii_of(ex, game, seed, record)?;
     let (m, n) = (est.image_players, est.text_players);
     let gaps = fm::redundancy_gaps(game.as_game())?;
     let rankings = vec![
@@ -126,7 +163,10 @@ fn pair_masking(
         );
     }
     mt.insert("drop_area_random".into(), r.random.drop_area);
-    Ok((mt, json!({ "tokens": game.tokens(), "pair_masking": r })))
+    Ok((
+        mt,
+        json!({ "tokens": game.tokens(), "sii_estimator": est.estimator, "pair_masking": r }),
+    ))
 }
 
 fn deletion(a: &EvalArgs, game: &mut AnyGame, seed: u64) -> Result<(Metrics, Value)> {
@@ -179,10 +219,11 @@ fn sufficiency(
     a: &EvalArgs,
     game: &mut AnyGame,
     seed: u64,
+    record: Option<&ExplanationRecord>,
 ) -> Result<(Metrics, Value)> {
     let players = game.players();
     let d = players.total();
-    let est = estimate(ex, game, seed)?;
+    let est = sii_of(ex, game, seed, record)?;
     let ranked = fm::rank_pairs_desc(&est.sii, players.image, players.text)?;
     let top: Vec<(usize, usize)> = ranked.into_iter().take(a.explanation_pairs).collect();
     let e_pairs = fm::players_of_pairs(players, &top);
@@ -208,7 +249,7 @@ fn sufficiency(
     );
     Ok((
         mt,
-        json!({ "tokens": game.tokens(), "top_pairs": top, "pairs": pairs, "first_order": first,
+        json!({ "tokens": game.tokens(), "sii_estimator": est.estimator, "top_pairs": top, "pairs": pairs, "first_order": first,
                 "random": random, "random_members": rand_e.members().collect::<Vec<_>>() }),
     ))
 }
@@ -243,8 +284,13 @@ fn modality(a: &EvalArgs, game: &mut AnyGame, seed: u64) -> Result<(Metrics, Val
     Ok((mt, json!({ "tokens": game.tokens(), "modality": r })))
 }
 
-fn redundancy(ex: &Explainer, game: &mut AnyGame, seed: u64) -> Result<(Metrics, Value)> {
-    let est = estimate(ex, game, seed)?;
+fn redundancy(
+    ex: &Explainer,
+    game: &mut AnyGame,
+    seed: u64,
+    record: Option<&ExplanationRecord>,
+) -> Result<(Metrics, Value)> {
+    let est = sii_of(ex, game, seed, record)?;
     let gaps = fm::redundancy_gaps(game.as_game())?;
     let tokens = game.tokens();
     let n = est.text_players;
@@ -278,7 +324,7 @@ fn redundancy(ex: &Explainer, game: &mut AnyGame, seed: u64) -> Result<(Metrics,
     );
     Ok((
         mt,
-        json!({ "tokens": tokens, "pairs_by_gap": rows, "gaps": gaps }),
+        json!({ "tokens": tokens, "sii_estimator": est.estimator, "pairs_by_gap": rows, "gaps": gaps }),
     ))
 }
 

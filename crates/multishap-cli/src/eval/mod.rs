@@ -108,6 +108,10 @@ pub struct EvalArgs {
     /// (VQA: also the same predicted answer).
     #[arg(long, default_value_t = 0.1)]
     pub output_tolerance: f64,
+    /// results.jsonl files (or shards) of a `run` with the same configuration: pair-masking,
+    /// sufficiency and redundancy take each sample's SII from them instead of estimating it.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub results: Vec<PathBuf>,
     /// multi-scale: square grids g x g (comma separated).
     #[arg(long, value_delimiter = ',', default_value = "4,7,12")]
     pub grids: Vec<usize>,
@@ -218,6 +222,18 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
     }
     let mut explainer = Explainer::load(settings)?;
     let base_engine = explainer.settings.engine.clone();
+    let records: std::collections::HashMap<String, multishap_report::ExplanationRecord> =
+        if a.results.is_empty() {
+            Default::default()
+        } else {
+            let merged = multishap_report::read_shards(&a.results)
+                .map_err(|e| user(format!("--results: {e}")))?;
+            merged
+                .records
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect()
+        };
     let targets = if a.measure == Measure::MultiScale {
         pointing::read_targets(&a.manifest)?
     } else {
@@ -235,7 +251,18 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
             question_type: s.question_type.as_deref(),
         };
         let seed = sample_seed(explainer.settings.seed, &s.id);
-        let r = measures::evaluate_sample(&mut explainer, a, &input, seed, targets.get(&s.id));
+        if !a.results.is_empty() && !records.contains_key(&s.id) {
+            failed.push((s.id.clone(), "not in the --results files".to_string()));
+            continue;
+        }
+        let r = measures::evaluate_sample(
+            &mut explainer,
+            a,
+            &input,
+            seed,
+            targets.get(&s.id),
+            records.get(&s.id),
+        );
         explainer.settings.engine = base_engine.clone();
         match r {
             Ok((metrics, detail)) => evals.push(SampleEval {
@@ -307,6 +334,7 @@ fn parameters(a: &EvalArgs) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explainer::{Explainer, SampleInput};
     use std::path::Path;
 
     fn fixtures() -> PathBuf {
@@ -442,6 +470,54 @@ mod tests {
         ]);
         assert_eq!((s["x"].mean, s["x"].std, s["x"].samples), (2.0, 1.0, 2));
         assert_eq!((s["y"].mean, s["y"].samples), (5.0, 1));
+    }
+
+    #[test]
+    fn results_files_supply_the_sii() {
+        use crate::config::Settings;
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, m) = setup(dir.path(), "vilt-vqa-tiny");
+        let mut a = args(Measure::Redundancy, &cfg, &m, &dir.path().join("out"));
+        // a record written by the explainer with this configuration and another
+        // seed (3) than eval's per-sample seed: equal values show it was used
+        let ex = Explainer::load(Settings::resolve(&a.common.overrides()).unwrap()).unwrap();
+        let s = &load_manifest(&m).unwrap()[0];
+        let input = SampleInput {
+            id: &s.id,
+            image: &s.image,
+            text: &s.text,
+            answers: &s.answers,
+            answer_type: None,
+            question_type: None,
+        };
+        let (mut rec, _) = ex.explain(&input, 3).unwrap();
+        let results = dir.path().join("results.jsonl");
+        std::fs::write(&results, serde_json::to_string(&rec).unwrap() + "\n").unwrap();
+        a.results = vec![results.clone()];
+        let r = run_eval(&a).unwrap();
+        let detail = &r.report.samples[0].detail;
+        assert!(detail["sii_estimator"]
+            .as_str()
+            .unwrap()
+            .ends_with("(from results)"));
+        let rows = detail["pairs_by_gap"].as_array().unwrap().clone();
+        let n = rec.tokens.len();
+        for row in rows {
+            let (i, j) = (
+                row["patch"].as_u64().unwrap() as usize,
+                row["token"].as_u64().unwrap() as usize,
+            );
+            let (got, want) = (row["sii"].as_f64().unwrap(), rec.sii[i][j]);
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+                "pair ({i},{j}) of {n}: {got} vs {want}"
+            );
+        }
+        // a record whose tokens differ does not fit this game
+        rec.tokens[0] = "zzz".into();
+        std::fs::write(&results, serde_json::to_string(&rec).unwrap() + "\n").unwrap();
+        let e = run_eval(&a).unwrap_err();
+        assert!(format!("{e:#}").contains("no sample"), "{e:#}");
     }
 
     #[test]
