@@ -12,6 +12,75 @@ fn num(v: f64) -> String {
     }
 }
 
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
+
+/// Line plots of the mean curves, one SVG per plot title (`plot: series`).
+pub fn curves_svg(r: &EvalReport) -> String {
+    let mut plots: Vec<(&str, Vec<&super::MeanCurve>)> = Vec::new();
+    for c in &r.mean_curves {
+        let title = c.name.split(": ").next().unwrap_or(&c.name);
+        match plots.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, v)) => v.push(c),
+            None => plots.push((title, vec![c])),
+        }
+    }
+    let mut s = String::new();
+    let (w, h, pad) = (420.0, 240.0, 40.0);
+    for (title, curves) in plots {
+        let ys = curves
+            .iter()
+            .flat_map(|c| c.y.iter().copied())
+            .filter(|v| v.is_finite());
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo - 1.0, lo + 1.0)
+        };
+        let px = |x: f64| pad + x * (w - 2.0 * pad);
+        let py = |y: f64| h - pad - (y - lo) / (hi - lo) * (h - 2.0 * pad);
+        let _ = write!(
+            s,
+            "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\">\
+             <rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\
+             <text x=\"2\" y=\"{}\" font-size=\"10\">{}</text><text x=\"2\" y=\"{}\" font-size=\"10\">{}</text>",
+            html_escape(title),
+            w - 2.0 * pad,
+            h - 2.0 * pad,
+            pad + 4.0,
+            num(hi),
+            h - pad,
+            num(lo)
+        );
+        for (k, c) in curves.iter().enumerate() {
+            let colour = COLOURS[k % COLOURS.len()];
+            let pts: Vec<String> =
+                c.x.iter()
+                    .zip(&c.y)
+                    .filter(|(_, y)| y.is_finite())
+                    .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+                    .collect();
+            let series = c.name.rsplit(": ").next().unwrap_or(&c.name);
+            let _ = write!(
+                s,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{} (n={})</text>",
+                pts.join(" "),
+                pad + 6.0,
+                pad + 14.0 + 13.0 * k as f64,
+                html_escape(series),
+                c.samples
+            );
+        }
+        s += "</svg></figure>\n";
+    }
+    s
+}
+
 pub fn page(r: &EvalReport) -> String {
     let mut s = String::new();
     let title = format!("multishap eval {}", r.measure.name());
@@ -39,7 +108,12 @@ pub fn page(r: &EvalReport) -> String {
             row.samples
         );
     }
-    s += "</table>\n<h2>Samples</h2>\n<table><tr><th>id</th>";
+    s += "</table>\n";
+    if !r.mean_curves.is_empty() {
+        s += "<h2>Mean curves</h2>\n";
+        s += &curves_svg(r);
+    }
+    s += "<h2>Samples</h2>\n<table><tr><th>id</th>";
     let keys: Vec<&String> = r.summary.keys().collect();
     for k in &keys {
         let _ = write!(s, "<th>{}</th>", html_escape(k));

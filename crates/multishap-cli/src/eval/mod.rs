@@ -146,9 +146,94 @@ pub struct EvalReport {
     /// The `eval` parameters used.
     pub parameters: serde_json::Value,
     pub summary: BTreeMap<String, SummaryRow>,
+    /// Curves averaged over the samples (pair-masking drops, deletion /
+    /// insertion), named `plot: series`.
+    pub mean_curves: Vec<MeanCurve>,
     pub samples: Vec<SampleEval>,
     /// Samples that failed: (id, error).
     pub failed: Vec<(String, String)>,
+}
+
+/// One curve averaged point-wise over the samples that have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeanCurve {
+    pub name: String,
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    pub samples: usize,
+}
+
+/// The curves of one sample's detail, as (name, x, y).
+fn sample_curves(
+    measure: Measure,
+    detail: &serde_json::Value,
+) -> Vec<(String, Vec<f64>, Vec<f64>)> {
+    let nums = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    match measure {
+        Measure::PairMasking => {
+            let pm = &detail["pair_masking"];
+            let mut series: Vec<&serde_json::Value> = pm["rankings"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            series.push(&pm["random"]);
+            for c in series {
+                let name = c["ranking"].as_str().unwrap_or("?");
+                out.push((
+                    format!("score drop vs pairs removed (k / K): {name}"),
+                    nums(&c["drop"]["x"]),
+                    nums(&c["drop"]["y"]),
+                ));
+            }
+        }
+        Measure::Deletion => {
+            for c in detail["curves"].as_array().into_iter().flatten() {
+                let scope = c["scope"].as_str().unwrap_or("?");
+                for kind in ["deletion", "insertion"] {
+                    out.push((
+                        format!("{scope} players, score vs fraction: {kind}"),
+                        nums(&c[kind]["x"]),
+                        nums(&c[kind]["y"]),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn mean_curves(measure: Measure, samples: &[SampleEval]) -> Vec<MeanCurve> {
+    let mut acc: Vec<MeanCurve> = Vec::new();
+    for s in samples {
+        for (name, x, y) in sample_curves(measure, &s.detail) {
+            if x.len() != y.len() || x.is_empty() {
+                continue;
+            }
+            match acc.iter_mut().find(|c| c.name == name && c.x == x) {
+                Some(c) => {
+                    c.y.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+                    c.samples += 1;
+                }
+                None => acc.push(MeanCurve {
+                    name,
+                    x,
+                    y,
+                    samples: 1,
+                }),
+            }
+        }
+    }
+    for c in &mut acc {
+        let n = c.samples as f64;
+        c.y.iter_mut().for_each(|v| *v /= n);
+    }
+    acc
 }
 
 /// What `run_eval` wrote.
@@ -293,6 +378,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
         seed: explainer.settings.seed,
         parameters: parameters(a),
         summary: summarise(&evals),
+        mean_curves: mean_curves(a.measure, &evals),
         samples: evals,
         failed,
     };
@@ -425,11 +511,20 @@ mod tests {
             // measure-specific invariants
             let s = &r.report.samples[0].metrics;
             match measure {
+                Measure::Deletion => {
+                    // 3 scopes x (deletion, insertion), one sample: the mean is the sample
+                    assert_eq!(r.report.mean_curves.len(), 6);
+                    let c = &r.report.mean_curves[0];
+                    let d = &r.report.samples[0].detail["curves"][0]["deletion"]["y"];
+                    assert_eq!(c.y[0], d[0].as_f64().unwrap());
+                }
                 Measure::PairMasking => {
                     let d = &r.report.samples[0].detail["pair_masking"];
                     let first = &d["rankings"][0]["drop"]["y"][0];
                     assert_eq!(first.as_f64(), Some(0.0));
                     assert!(s.contains_key("sii_over_random"));
+                    assert_eq!(r.report.mean_curves.len(), 3);
+                    assert!(html.contains("<svg"));
                 }
                 Measure::MaskingAblation => {
                     assert!(s.contains_key("spearman_zero_vs_blur"));
@@ -454,6 +549,23 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn mean_curves_average_point_wise() {
+        let e = |y: [f64; 2]| SampleEval {
+            id: String::new(),
+            text: String::new(),
+            metrics: Default::default(),
+            detail: serde_json::json!({ "pair_masking": {
+                "rankings": [{ "ranking": "sii", "drop": { "x": [0.0, 1.0], "y": y } }],
+                "random": { "ranking": "random", "drop": { "x": [0.0, 1.0], "y": [0.0, 1.0] } } } }),
+        };
+        let c = mean_curves(Measure::PairMasking, &[e([0.0, 2.0]), e([0.0, 4.0])]);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].name.ends_with(": sii"));
+        assert_eq!((c[0].y.clone(), c[0].samples), (vec![0.0, 3.0], 2));
+        assert_eq!(c[1].y, vec![0.0, 1.0]);
     }
 
     #[test]
