@@ -10,7 +10,9 @@ use std::path::Path;
 
 /// The BERT special tokens, in id order (ids 0..5 of the demo vocabulary).
 pub const BERT_SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-/// CLIP's begin / end of text tokens (ids 0 and 1) and the unknown-word token (id 2).
+/// CLIP's unknown-word token (id 0) and begin / end of text tokens (the last
+/// two ids, as in the Hub's CLIP vocabulary where id 0 is an ordinary token:
+/// the engine's default CLIP text mask replaces a word by id 0).
 pub const CLIP_BOS: &str = "<|startoftext|>";
 pub const CLIP_EOS: &str = "<|endoftext|>";
 pub const CLIP_UNK: &str = "<unk>";
@@ -32,10 +34,10 @@ impl Default for ViltDemoSpec {
         Self {
             image_size: 96,
             patch_size: 16,
-            hidden_size: 96,
+            hidden_size: 64,
             num_hidden_layers: 3,
             num_attention_heads: 4,
-            intermediate_size: 384,
+            intermediate_size: 256,
             max_position_embeddings: 40,
         }
     }
@@ -63,10 +65,10 @@ impl Default for ClipDemoSpec {
         Self {
             image_size: 96,
             patch_size: 16,
-            vision_hidden_size: 96,
-            vision_layers: 3,
+            vision_hidden_size: 64,
+            vision_layers: 2,
             vision_heads: 4,
-            vision_intermediate_size: 384,
+            vision_intermediate_size: 256,
             text_hidden_size: 64,
             text_layers: 2,
             text_heads: 4,
@@ -84,15 +86,27 @@ pub fn bert_vocab() -> Vec<String> {
     v
 }
 
-/// Demo vocabulary of the CLIP tokenizer: BOS, EOS, unknown, then the words.
+/// Demo vocabulary of the CLIP tokenizer: unknown (id 0), the words, then BOS and EOS.
 pub fn clip_vocab() -> Vec<String> {
-    let mut v: Vec<String> = [CLIP_BOS, CLIP_EOS, CLIP_UNK].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = vec![CLIP_UNK.to_string()];
     v.extend(vocabulary_words());
+    v.push(CLIP_BOS.to_string());
+    v.push(CLIP_EOS.to_string());
     v
 }
 
+/// Ids of CLIP's BOS and EOS in [`clip_vocab`].
+pub fn clip_bos_eos() -> (usize, usize) {
+    let n = clip_vocab().len();
+    (n - 2, n - 1)
+}
+
 fn vocab_map(vocab: &[String]) -> Map<String, Value> {
-    vocab.iter().enumerate().map(|(i, w)| (w.clone(), json!(i))).collect()
+    vocab
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.clone(), json!(i)))
+        .collect()
 }
 
 fn added_token(id: usize, content: &str) -> Value {
@@ -138,14 +152,15 @@ pub fn bert_tokenizer_json() -> Value {
 /// word-level vocabulary, `<|startoftext|> $A <|endoftext|>`.
 pub fn clip_tokenizer_json() -> Value {
     let vocab = clip_vocab();
+    let (bos, eos) = clip_bos_eos();
     json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
-        "added_tokens": [added_token(0, CLIP_BOS), added_token(1, CLIP_EOS)],
+        "added_tokens": [added_token(bos, CLIP_BOS), added_token(eos, CLIP_EOS)],
         "normalizer": {"type": "Lowercase"},
         "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": template(CLIP_BOS, 0, CLIP_EOS, 1),
+        "post_processor": template(CLIP_BOS, bos, CLIP_EOS, eos),
         "decoder": null,
         "model": {"type": "WordLevel", "vocab": vocab_map(&vocab), "unk_token": CLIP_UNK}
     })
@@ -153,8 +168,16 @@ pub fn clip_tokenizer_json() -> Value {
 
 fn id2label() -> (Map<String, Value>, Map<String, Value>) {
     let labels = answer_labels();
-    let id2label = labels.iter().enumerate().map(|(i, l)| (i.to_string(), json!(l))).collect();
-    let label2id = labels.iter().enumerate().map(|(i, l)| (l.clone(), json!(i))).collect();
+    let id2label = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), json!(l)))
+        .collect();
+    let label2id = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), json!(i)))
+        .collect();
     (id2label, label2id)
 }
 
@@ -193,6 +216,7 @@ pub fn vilt_config_json(spec: &ViltDemoSpec) -> Value {
 
 /// `config.json` of the demo CLIP model (keys as in openai/clip-vit-base-patch32).
 pub fn clip_config_json(spec: &ClipDemoSpec) -> Value {
+    let (bos, eos) = clip_bos_eos();
     json!({
         "architectures": ["CLIPModel"],
         "initializer_factor": 1.0,
@@ -202,9 +226,9 @@ pub fn clip_config_json(spec: &ClipDemoSpec) -> Value {
         "text_config": {
             "model_type": "clip_text_model",
             "attention_dropout": 0.0,
-            "bos_token_id": 0,
+            "bos_token_id": bos,
             "dropout": 0.0,
-            "eos_token_id": 1,
+            "eos_token_id": eos,
             "hidden_act": "quick_gelu",
             "hidden_size": spec.text_hidden_size,
             "initializer_factor": 1.0,
@@ -214,7 +238,7 @@ pub fn clip_config_json(spec: &ClipDemoSpec) -> Value {
             "max_position_embeddings": spec.max_position_embeddings,
             "num_attention_heads": spec.text_heads,
             "num_hidden_layers": spec.text_layers,
-            "pad_token_id": 1,
+            "pad_token_id": eos,
             "projection_dim": spec.projection_dim,
             "vocab_size": clip_vocab().len()
         },
@@ -284,7 +308,10 @@ fn write_json(path: &Path, v: &Value) -> std::io::Result<()> {
 pub fn write_vilt_files(dir: &Path, spec: &ViltDemoSpec) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_json(&dir.join("config.json"), &vilt_config_json(spec))?;
-    write_json(&dir.join("preprocessor_config.json"), &vilt_preprocessor_json(spec.image_size))?;
+    write_json(
+        &dir.join("preprocessor_config.json"),
+        &vilt_preprocessor_json(spec.image_size),
+    )?;
     write_json(&dir.join("tokenizer.json"), &bert_tokenizer_json())?;
     std::fs::write(dir.join("vocab.txt"), bert_vocab().join("\n") + "\n")?;
     write_json(
@@ -304,7 +331,10 @@ pub fn write_vilt_files(dir: &Path, spec: &ViltDemoSpec) -> std::io::Result<()> 
 pub fn write_clip_files(dir: &Path, spec: &ClipDemoSpec) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_json(&dir.join("config.json"), &clip_config_json(spec))?;
-    write_json(&dir.join("preprocessor_config.json"), &clip_preprocessor_json(spec.image_size))?;
+    write_json(
+        &dir.join("preprocessor_config.json"),
+        &clip_preprocessor_json(spec.image_size),
+    )?;
     write_json(&dir.join("tokenizer.json"), &clip_tokenizer_json())?;
     write_json(
         &dir.join("tokenizer_config.json"),
@@ -324,14 +354,18 @@ mod tests {
 
     fn load(v: &Value) -> tokenizers::Tokenizer {
         let s = serde_json::to_string(v).unwrap();
-        s.parse::<tokenizers::Tokenizer>().expect("tokenizer.json parses")
+        s.parse::<tokenizers::Tokenizer>()
+            .expect("tokenizer.json parses")
     }
 
     #[test]
     fn bert_tokenizer_encodes_questions_with_cls_sep() {
         let tok = load(&bert_tokenizer_json());
         let enc = tok.encode("What color is the Triangle?", true).unwrap();
-        assert_eq!(enc.get_tokens(), ["[CLS]", "what", "color", "is", "the", "triangle", "?", "[SEP]"]);
+        assert_eq!(
+            enc.get_tokens(),
+            ["[CLS]", "what", "color", "is", "the", "triangle", "?", "[SEP]"]
+        );
         assert_eq!(enc.get_ids()[0], 2);
         assert_eq!(*enc.get_ids().last().unwrap(), 3);
         assert_eq!(enc.get_special_tokens_mask(), [1, 0, 0, 0, 0, 0, 0, 1]);
@@ -344,12 +378,16 @@ mod tests {
     #[test]
     fn clip_tokenizer_wraps_in_bos_eos() {
         let tok = load(&clip_tokenizer_json());
-        let enc = tok.encode("a red triangle and a Blue circle", true).unwrap();
+        let enc = tok
+            .encode("a red triangle and a Blue circle", true)
+            .unwrap();
         assert_eq!(enc.get_tokens().first().unwrap(), CLIP_BOS);
         assert_eq!(enc.get_tokens().last().unwrap(), CLIP_EOS);
         assert_eq!(enc.len(), 9);
         assert_eq!(enc.get_tokens()[6], "blue");
-        assert_eq!(tok.encode("a zebra", true).unwrap().get_ids()[2], 2);
+        assert_eq!(tok.encode("a zebra", true).unwrap().get_ids()[2], 0);
+        assert_eq!(enc.get_ids()[0] as usize, clip_bos_eos().0);
+        assert_eq!(*enc.get_ids().last().unwrap() as usize, clip_bos_eos().1);
     }
 
     #[test]
@@ -357,12 +395,18 @@ mod tests {
         let v = vilt_config_json(&ViltDemoSpec::default());
         assert_eq!(v["model_type"], "vilt");
         assert_eq!(v["architectures"][0], "ViltForQuestionAnswering");
-        assert_eq!(v["id2label"].as_object().unwrap().len(), answer_labels().len());
-        assert_eq!(v["label2id"]["yes"], answer_labels().iter().position(|l| l == "yes").unwrap());
+        assert_eq!(
+            v["id2label"].as_object().unwrap().len(),
+            answer_labels().len()
+        );
+        assert_eq!(
+            v["label2id"]["yes"],
+            answer_labels().iter().position(|l| l == "yes").unwrap()
+        );
         let c = clip_config_json(&ClipDemoSpec::default());
         assert_eq!(c["model_type"], "clip");
         assert_eq!(c["text_config"]["vocab_size"], clip_vocab().len());
-        assert_eq!(c["text_config"]["eos_token_id"], 1);
+        assert_eq!(c["text_config"]["eos_token_id"], clip_bos_eos().1);
         let dir = tempfile::tempdir().unwrap();
         write_vilt_files(dir.path(), &ViltDemoSpec::default()).unwrap();
         write_clip_files(&dir.path().join("clip"), &ClipDemoSpec::default()).unwrap();

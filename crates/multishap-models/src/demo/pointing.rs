@@ -30,7 +30,12 @@ pub fn patch_grid_boxes(width: u32, height: u32, patch: u32) -> Vec<PatchBox> {
     let mut v = Vec::with_capacity((gw * gh) as usize);
     for r in 0..gh {
         for c in 0..gw {
-            v.push(PatchBox { x0: c * patch, y0: r * patch, x1: (c + 1) * patch, y1: (r + 1) * patch });
+            v.push(PatchBox {
+                x0: c * patch,
+                y0: r * patch,
+                x1: (c + 1) * patch,
+                y1: (r + 1) * patch,
+            });
         }
     }
     v
@@ -40,7 +45,11 @@ pub fn patch_grid_boxes(width: u32, height: u32, patch: u32) -> Vec<PatchBox> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PointingError {
     #[error("SII grid has {len} values, expected {patches} patches x {text} text players")]
-    GridShape { len: usize, patches: usize, text: usize },
+    GridShape {
+        len: usize,
+        patches: usize,
+        text: usize,
+    },
     #[error("word index {word} out of range for {text} text players")]
     WordIndex { word: usize, text: usize },
     #[error("no patches")]
@@ -76,10 +85,17 @@ pub fn pointing_game(
         return Err(PointingError::NoPatches);
     }
     if sii.len() != boxes.len() * text_players {
-        return Err(PointingError::GridShape { len: sii.len(), patches: boxes.len(), text: text_players });
+        return Err(PointingError::GridShape {
+            len: sii.len(),
+            patches: boxes.len(),
+            text: text_players,
+        });
     }
     if word >= text_players {
-        return Err(PointingError::WordIndex { word, text: text_players });
+        return Err(PointingError::WordIndex {
+            word,
+            text: text_players,
+        });
     }
     let mut best_patch = 0;
     let mut best_value = f64::NEG_INFINITY;
@@ -94,7 +110,12 @@ pub fn pointing_game(
     let covered = mask.area_in_box(b.x0, b.y0, b.x1, b.y1);
     let patch_coverage = covered as f64 / b.area().max(1) as f64;
     let hit = best_value > 0.0 && patch_coverage >= min_coverage && covered > 0;
-    Ok(PointingOutcome { best_patch, best_value, patch_coverage, hit })
+    Ok(PointingOutcome {
+        best_patch,
+        best_value,
+        patch_coverage,
+        hit,
+    })
 }
 
 /// Hit rate over many outcomes (0 for none).
@@ -116,15 +137,35 @@ mod tests {
                 pixels[(y * n + x) as usize] = true;
             }
         }
-        ShapeMask { width: n, height: n, pixels }
+        ShapeMask {
+            width: n,
+            height: n,
+            pixels,
+        }
     }
 
     #[test]
     fn grid_boxes_are_row_major() {
         let b = patch_grid_boxes(96, 96, 16);
         assert_eq!(b.len(), 36);
-        assert_eq!(b[1], PatchBox { x0: 16, y0: 0, x1: 32, y1: 16 });
-        assert_eq!(b[6], PatchBox { x0: 0, y0: 16, x1: 16, y1: 32 });
+        assert_eq!(
+            b[1],
+            PatchBox {
+                x0: 16,
+                y0: 0,
+                x1: 32,
+                y1: 16
+            }
+        );
+        assert_eq!(
+            b[6],
+            PatchBox {
+                x0: 0,
+                y0: 16,
+                x1: 16,
+                y1: 32
+            }
+        );
         assert_eq!(b[35].x1, 96);
     }
 
@@ -136,7 +177,7 @@ mod tests {
         let n = 3;
         let mut sii = vec![0.01; 36 * n];
         sii[15 * n + 1] = 0.5; // word 1 points at patch 15
-        sii[0 * n + 2] = 0.7; // word 2 points at patch 0 (background)
+        sii[2] = 0.7; // word 2 points at patch 0 (background)
         let hit = pointing_game(&mask, &boxes, &sii, n, 1, 0.1).unwrap();
         assert_eq!(hit.best_patch, 15);
         assert!(hit.hit);
@@ -157,7 +198,13 @@ mod tests {
         let boxes = patch_grid_boxes(96, 96, 16);
         let sii = vec![-0.1; 36 * 2];
         assert!(!pointing_game(&mask, &boxes, &sii, 2, 0, 0.1).unwrap().hit);
-        assert!(matches!(pointing_game(&mask, &boxes, &sii, 3, 0, 0.1), Err(PointingError::GridShape { .. })));
-        assert!(matches!(pointing_game(&mask, &boxes, &sii, 2, 2, 0.1), Err(PointingError::WordIndex { .. })));
+        assert!(matches!(
+            pointing_game(&mask, &boxes, &sii, 3, 0, 0.1),
+            Err(PointingError::GridShape { .. })
+        ));
+        assert!(matches!(
+            pointing_game(&mask, &boxes, &sii, 2, 2, 0.1),
+            Err(PointingError::WordIndex { .. })
+        ));
     }
 }

@@ -56,16 +56,21 @@ pub fn question_text(kind: QuestionKind) -> String {
 pub fn answer(scene: &Scene, kind: QuestionKind) -> Option<(String, Option<usize>)> {
     match kind {
         QuestionKind::ColourOf(s) => {
-            let idx: Vec<usize> = (0..scene.shapes.len()).filter(|&i| scene.shapes[i].kind == s).collect();
+            let idx: Vec<usize> = (0..scene.shapes.len())
+                .filter(|&i| scene.shapes[i].kind == s)
+                .collect();
             (idx.len() == 1).then(|| (scene.shapes[idx[0]].colour.name().to_string(), Some(idx[0])))
         }
         QuestionKind::ShapeOf(c) => {
-            let idx: Vec<usize> = (0..scene.shapes.len()).filter(|&i| scene.shapes[i].colour == c).collect();
+            let idx: Vec<usize> = (0..scene.shapes.len())
+                .filter(|&i| scene.shapes[i].colour == c)
+                .collect();
             (idx.len() == 1).then(|| (scene.shapes[idx[0]].kind.name().to_string(), Some(idx[0])))
         }
         QuestionKind::Exists(c, s) => {
-            let idx: Vec<usize> =
-                (0..scene.shapes.len()).filter(|&i| scene.shapes[i].colour == c && scene.shapes[i].kind == s).collect();
+            let idx: Vec<usize> = (0..scene.shapes.len())
+                .filter(|&i| scene.shapes[i].colour == c && scene.shapes[i].kind == s)
+                .collect();
             match idx.len() {
                 0 => Some(("no".to_string(), None)),
                 1 => Some(("yes".to_string(), Some(idx[0]))),
@@ -90,7 +95,13 @@ fn key_word(kind: QuestionKind) -> Option<String> {
 
 fn build(scene: &Scene, kind: QuestionKind) -> Option<Question> {
     let (answer, target) = answer(scene, kind)?;
-    Some(Question { kind, text: question_text(kind), answer, target, key_word: key_word(kind) })
+    Some(Question {
+        kind,
+        text: question_text(kind),
+        answer,
+        target,
+        key_word: key_word(kind),
+    })
 }
 
 /// Draw one answerable question: the template family uniformly among
@@ -157,7 +168,13 @@ pub fn caption(rng: &mut DemoRng, scene: &Scene) -> String {
     rng.shuffle(&mut order);
     order
         .iter()
-        .map(|&i| format!("a {} {}", scene.shapes[i].colour.name(), scene.shapes[i].kind.name()))
+        .map(|&i| {
+            format!(
+                "a {} {}",
+                scene.shapes[i].colour.name(),
+                scene.shapes[i].kind.name()
+            )
+        })
         .collect::<Vec<_>>()
         .join(" and ")
 }
@@ -179,8 +196,8 @@ pub fn content_key(scene: &Scene) -> Vec<(Colour, ShapeKind)> {
 /// Every word the generator can emit (questions, answers, captions).
 pub fn vocabulary_words() -> Vec<String> {
     let mut v: Vec<String> = [
-        "what", "color", "colour", "is", "the", "shape", "there", "a", "how", "many", "shapes", "are", "and", "?",
-        "yes", "no", "1", "2", "3",
+        "what", "color", "colour", "is", "the", "shape", "there", "a", "how", "many", "shapes",
+        "are", "and", "?", "yes", "no", "1", "2", "3",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -256,7 +273,10 @@ mod tests {
         assert!((yes / (yes + no) - 0.5).abs() < 0.05, "yes {yes} no {no}");
         assert!(families.iter().all(|&f| f > 700), "{families:?}");
         for label in answer_labels() {
-            assert!(answers.get(&label).copied().unwrap_or(0) > 20, "rare answer {label}: {answers:?}");
+            assert!(
+                answers.get(&label).copied().unwrap_or(0) > 20,
+                "rare answer {label}: {answers:?}"
+            );
         }
     }
 
@@ -266,7 +286,10 @@ mod tests {
             let c = caption(&mut DemoRng::new(k as u64), &scene);
             assert_eq!(c.matches(" and ").count() + 1, scene.shapes.len());
             for s in &scene.shapes {
-                assert!(c.contains(&format!("{} {}", s.colour.name(), s.kind.name())), "{c}");
+                assert!(
+                    c.contains(&format!("{} {}", s.colour.name(), s.kind.name())),
+                    "{c}"
+                );
             }
         }
     }

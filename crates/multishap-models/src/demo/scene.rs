@@ -141,7 +141,11 @@ pub enum Background {
     Plain([u8; 3]),
     /// A flat colour plus independent Gaussian noise (std `sigma`, in 0..255
     /// units) on every channel of every pixel, shapes included; `seed` fixes it.
-    Noisy { base: [u8; 3], sigma: f64, seed: u64 },
+    Noisy {
+        base: [u8; 3],
+        sigma: f64,
+        seed: u64,
+    },
 }
 
 /// Parameters of the scene generator.
@@ -164,8 +168,8 @@ impl Default for SceneConfig {
             image_size: 96,
             min_shapes: 1,
             max_shapes: 3,
-            min_size_frac: 0.24,
-            max_size_frac: 0.40,
+            min_size_frac: 0.28,
+            max_size_frac: 0.45,
             noisy_prob: 0.5,
         }
     }
@@ -222,7 +226,9 @@ fn grey_base(rng: &mut DemoRng) -> [u8; 3] {
     let level = rng.uniform_range(60.0, 200.0);
     let mut c = [0u8; 3];
     for ch in &mut c {
-        *ch = (level + rng.uniform_range(-8.0, 8.0)).round().clamp(0.0, 255.0) as u8;
+        *ch = (level + rng.uniform_range(-8.0, 8.0))
+            .round()
+            .clamp(0.0, 255.0) as u8;
     }
     c
 }
@@ -251,21 +257,33 @@ impl Scene {
             let w = rng.uniform_range(cfg.min_size_frac, cfg.max_size_frac) * size;
             let h = match kind {
                 ShapeKind::Circle => w,
-                ShapeKind::Rectangle => {
-                    (w * rng.uniform_range(0.6, 1.6)).clamp(cfg.min_size_frac * size, cfg.max_size_frac * size)
+                ShapeKind::Rectangle => (w * rng.uniform_range(0.6, 1.6))
+                    .clamp(cfg.min_size_frac * size, cfg.max_size_frac * size),
+                ShapeKind::Triangle => {
+                    (w * rng.uniform_range(0.8, 1.2)).min(cfg.max_size_frac * size)
                 }
-                ShapeKind::Triangle => (w * rng.uniform_range(0.8, 1.2)).min(cfg.max_size_frac * size),
             };
             let w = w.round();
             let h = h.round();
             let x0 = rng.uniform_range(1.0, size - w - 1.0).round();
             let y0 = rng.uniform_range(1.0, size - h - 1.0).round();
-            let cand = Shape { kind, colour, x0, y0, x1: x0 + w, y1: y0 + h };
+            let cand = Shape {
+                kind,
+                colour,
+                x0,
+                y0,
+                x1: x0 + w,
+                y1: y0 + h,
+            };
             if shapes.iter().all(|s| s.boxes_apart(&cand, 2.0)) {
                 shapes.push(cand);
             }
         }
-        Scene { image_size: cfg.image_size, background, shapes }
+        Scene {
+            image_size: cfg.image_size,
+            background,
+            shapes,
+        }
     }
 
     /// Pixels and exact masks.
@@ -279,7 +297,11 @@ impl Scene {
         let mut masks: Vec<ShapeMask> = self
             .shapes
             .iter()
-            .map(|_| ShapeMask { width: n, height: n, pixels: vec![false; (n * n) as usize] })
+            .map(|_| ShapeMask {
+                width: n,
+                height: n,
+                pixels: vec![false; (n * n) as usize],
+            })
             .collect();
         for (shape, mask) in self.shapes.iter().zip(masks.iter_mut()) {
             let xa = shape.x0.floor().max(0.0) as u32;
@@ -299,7 +321,9 @@ impl Scene {
             let mut rng = DemoRng::new(seed);
             for p in image.pixels_mut() {
                 for ch in p.0.iter_mut() {
-                    *ch = (*ch as f64 + sigma * rng.normal()).round().clamp(0.0, 255.0) as u8;
+                    *ch = (*ch as f64 + sigma * rng.normal())
+                        .round()
+                        .clamp(0.0, 255.0) as u8;
                 }
             }
         }
@@ -318,7 +342,9 @@ impl Scene {
 
     /// Whether a shape of this colour and kind is present.
     pub fn contains(&self, colour: Colour, kind: ShapeKind) -> bool {
-        self.shapes.iter().any(|s| s.colour == colour && s.kind == kind)
+        self.shapes
+            .iter()
+            .any(|s| s.colour == colour && s.kind == kind)
     }
 }
 
@@ -328,7 +354,9 @@ mod tests {
 
     fn scenes(seed: u64, n: usize) -> Vec<Scene> {
         let cfg = SceneConfig::default();
-        (0..n).map(|k| Scene::generate(&mut DemoRng::for_stream(seed, k as u64), &cfg)).collect()
+        (0..n)
+            .map(|k| Scene::generate(&mut DemoRng::for_stream(seed, k as u64), &cfg))
+            .collect()
     }
 
     #[test]
@@ -344,13 +372,20 @@ mod tests {
 
     #[test]
     fn masks_are_exact_and_disjoint() {
-        for scene in scenes(5, 60).iter().filter(|s| matches!(s.background, Background::Plain(_))) {
+        for scene in scenes(5, 60)
+            .iter()
+            .filter(|s| matches!(s.background, Background::Plain(_)))
+        {
             let r = scene.render();
             let n = scene.image_size;
-            let Background::Plain(bg) = scene.background else { unreachable!() };
+            let Background::Plain(bg) = scene.background else {
+                unreachable!()
+            };
             for y in 0..n {
                 for x in 0..n {
-                    let owners: Vec<usize> = (0..r.masks.len()).filter(|&k| r.masks[k].get(x, y)).collect();
+                    let owners: Vec<usize> = (0..r.masks.len())
+                        .filter(|&k| r.masks[k].get(x, y))
+                        .collect();
                     assert!(owners.len() <= 1, "masks overlap at {x},{y}");
                     let px = r.image.get_pixel(x, y).0;
                     match owners.first() {
@@ -377,16 +412,29 @@ mod tests {
             }
         }
         assert_eq!(counts[0], 0);
-        assert!(counts[1] > 60 && counts[2] > 60 && counts[3] > 60, "{counts:?}");
+        assert!(
+            counts[1] > 60 && counts[2] > 60 && counts[3] > 60,
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn triangle_and_circle_geometry() {
-        let tri = Shape { kind: ShapeKind::Triangle, colour: Colour::Red, x0: 0.0, y0: 0.0, x1: 20.0, y1: 20.0 };
+        let tri = Shape {
+            kind: ShapeKind::Triangle,
+            colour: Colour::Red,
+            x0: 0.0,
+            y0: 0.0,
+            x1: 20.0,
+            y1: 20.0,
+        };
         assert!(tri.covers_pixel(9, 18));
         assert!(!tri.covers_pixel(0, 1));
         assert!(tri.covers_pixel(0, 19));
-        let circ = Shape { kind: ShapeKind::Circle, ..tri };
+        let circ = Shape {
+            kind: ShapeKind::Circle,
+            ..tri
+        };
         assert!(circ.covers_pixel(10, 10));
         assert!(!circ.covers_pixel(0, 0));
         assert!(!circ.covers_pixel(19, 19));

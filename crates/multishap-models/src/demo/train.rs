@@ -30,7 +30,7 @@ pub const VILT_MEAN: [f32; 3] = [0.5, 0.5, 0.5];
 pub const VILT_STD: [f32; 3] = [0.5, 0.5, 0.5];
 /// CLIP's pixel normalisation.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+pub const CLIP_STD: [f32; 3] = [0.268_629_5, 0.261_302_6, 0.275_777_1];
 /// Seed of the held-out evaluation data (training uses the user's seed).
 pub const EVAL_SEED: u64 = 0x5EED_E7A1_0000_0001;
 
@@ -58,12 +58,25 @@ struct SeededVarMap {
 
 fn name_hash(name: &str) -> u64 {
     // FNV-1a
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut data = self.map.data().lock().map_err(|_| candle_core::Error::Msg("poisoned VarMap".into()))?;
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let mut data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned VarMap".into()))?;
         if let Some(v) = data.get(name) {
             if v.shape() != &s {
                 candle_core::bail!("shape mismatch for {name}: {:?} vs {s:?}", v.shape());
@@ -73,7 +86,9 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
         let var = match h {
             Init::Randn { mean, stdev } => {
                 let mut rng = DemoRng::for_stream(self.seed, name_hash(name));
-                let vals: Vec<f32> = (0..s.elem_count()).map(|_| (mean + stdev * rng.normal()) as f32).collect();
+                let vals: Vec<f32> = (0..s.elem_count())
+                    .map(|_| (mean + stdev * rng.normal()) as f32)
+                    .collect();
                 candle_core::Var::from_tensor(&Tensor::from_vec(vals, s, dev)?.to_dtype(dtype)?)?
             }
             Init::Const(c) => candle_core::Var::from_tensor(&(Tensor::ones(s, dtype, dev)? * c)?)?,
@@ -84,18 +99,30 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
         Ok(t)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("no tensor {name} in a training VarMap without a shape")
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.map.data().lock().map(|d| d.contains_key(name)).unwrap_or(false)
+        self.map
+            .data()
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
     }
 }
 
 /// VarBuilder over `map` whose random inits are deterministic in `seed`.
 pub fn seeded_var_builder(map: &VarMap, seed: u64, dev: &Device) -> VarBuilder<'static> {
-    let backend: Box<dyn candle_nn::var_builder::SimpleBackend> = Box::new(SeededVarMap { map: map.clone(), seed });
+    let backend: Box<dyn candle_nn::var_builder::SimpleBackend> = Box::new(SeededVarMap {
+        map: map.clone(),
+        seed,
+    });
     VarBuilder::from_backend(backend, DType::F32, dev.clone())
 }
 
@@ -128,7 +155,10 @@ pub fn grey_out_background_patches(
     for r in 0..g {
         for c in 0..g {
             let (x0, y0) = (c * patch, r * patch);
-            let empty = rendered.masks.iter().all(|m| m.area_in_box(x0, y0, x0 + patch, y0 + patch) == 0);
+            let empty = rendered
+                .masks
+                .iter()
+                .all(|m| m.area_in_box(x0, y0, x0 + patch, y0 + patch) == 0);
             if empty && rng.bernoulli(p) {
                 count += 1;
                 for y in y0..y0 + patch {
@@ -168,7 +198,11 @@ pub fn vqa_example(seed: u64, index: u64, cfg: &SceneConfig) -> VqaExample {
     let scene = Scene::generate(&mut rng, cfg);
     let question = generate_question(&mut rng, &scene);
     let rendered = scene.render();
-    VqaExample { scene, rendered, question }
+    VqaExample {
+        scene,
+        rendered,
+        question,
+    }
 }
 
 /// One generated captioned image.
@@ -185,13 +219,22 @@ pub fn caption_example(seed: u64, index: u64, cfg: &SceneConfig) -> CaptionExamp
     let scene = Scene::generate(&mut rng, cfg);
     let caption = caption(&mut rng, &scene);
     let rendered = scene.render();
-    CaptionExample { scene, rendered, caption }
+    CaptionExample {
+        scene,
+        rendered,
+        caption,
+    }
 }
 
 /// Retrieval groups for evaluation: `groups` groups of `size` captioned images
 /// whose contents (colour/shape multisets) differ, so exactly one caption of a
 /// group is correct for each image.
-pub fn retrieval_groups(seed: u64, groups: usize, size: usize, cfg: &SceneConfig) -> Vec<Vec<CaptionExample>> {
+pub fn retrieval_groups(
+    seed: u64,
+    groups: usize,
+    size: usize,
+    cfg: &SceneConfig,
+) -> Vec<Vec<CaptionExample>> {
     let mut out = Vec::with_capacity(groups);
     let mut index = 0u64;
     for _ in 0..groups {
@@ -219,8 +262,13 @@ pub struct CachedTokenizer {
 impl CachedTokenizer {
     pub fn from_json(v: &serde_json::Value) -> DemoResult<Self> {
         let s = serde_json::to_string(v)?;
-        let tok = s.parse::<tokenizers::Tokenizer>().map_err(|e| DemoError::Tokenizer(e.to_string()))?;
-        Ok(Self { tok, cache: HashMap::new() })
+        let tok = s
+            .parse::<tokenizers::Tokenizer>()
+            .map_err(|e| DemoError::Tokenizer(e.to_string()))?;
+        Ok(Self {
+            tok,
+            cache: HashMap::new(),
+        })
     }
 
     /// Ids with special tokens.
@@ -228,7 +276,10 @@ impl CachedTokenizer {
         if let Some(v) = self.cache.get(text) {
             return Ok(v.clone());
         }
-        let enc = self.tok.encode(text, true).map_err(|e| DemoError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .tok
+            .encode(text, true)
+            .map_err(|e| DemoError::Tokenizer(e.to_string()))?;
         let ids = enc.get_ids().to_vec();
         self.cache.insert(text.to_string(), ids.clone());
         Ok(ids)
@@ -246,7 +297,10 @@ pub fn pad_batch(seqs: &[Vec<u32>], pad: u32, dev: &Device) -> DemoResult<(Tenso
             mask.push(u32::from(k < s.len()));
         }
     }
-    Ok((Tensor::from_vec(ids, (seqs.len(), l), dev)?, Tensor::from_vec(mask, (seqs.len(), l), dev)?))
+    Ok((
+        Tensor::from_vec(ids, (seqs.len(), l), dev)?,
+        Tensor::from_vec(mask, (seqs.len(), l), dev)?,
+    ))
 }
 
 /// Optimisation settings shared by both models.
@@ -291,7 +345,10 @@ pub struct TrainReport {
 }
 
 fn scene_cfg(image_size: usize) -> SceneConfig {
-    SceneConfig { image_size: image_size as u32, ..SceneConfig::default() }
+    SceneConfig {
+        image_size: image_size as u32,
+        ..SceneConfig::default()
+    }
 }
 
 /// Pixel tensor [B,3,S,S] of rendered scenes, optionally with background masking noise.
@@ -326,57 +383,172 @@ fn vilt_batch(
     noise: Option<(&mut DemoRng, f64, f64)>,
     dev: &Device,
 ) -> DemoResult<(Tensor, Tensor, Tensor, Tensor)> {
-    let seqs = examples.iter().map(|e| tok.encode(&e.question.text)).collect::<DemoResult<Vec<_>>>()?;
+    let seqs = examples
+        .iter()
+        .map(|e| tok.encode(&e.question.text))
+        .collect::<DemoResult<Vec<_>>>()?;
     let (ids, mask) = pad_batch(&seqs, 0, dev)?;
     let types = ids.zeros_like()?;
     let rendered: Vec<&RenderedScene> = examples.iter().map(|e| &e.rendered).collect();
-    let pix = pixel_batch(&rendered, spec.image_size, spec.patch_size, noise, VILT_MEAN, VILT_STD, dev)?;
+    let pix = pixel_batch(
+        &rendered,
+        spec.image_size,
+        spec.patch_size,
+        noise,
+        VILT_MEAN,
+        VILT_STD,
+        dev,
+    )?;
     Ok((ids, mask, types, pix))
 }
 
-/// Binary cross-entropy with logits against one-hot targets, summed over
-/// labels and averaged over the batch (ViLT's VQA loss).
-fn bce_one_hot(logits: &Tensor, labels: &[u32]) -> DemoResult<Tensor> {
-    let (b, k) = logits.dims2()?;
-    let mut t = vec![0f32; b * k];
-    for (i, &l) in labels.iter().enumerate() {
-        t[i * k + l as usize] = 1.0;
-    }
-    let t = Tensor::from_vec(t, (b, k), logits.device())?;
-    // max(x,0) - x t + log(1 + exp(-|x|))
-    let loss = (logits.relu()? - (logits * &t)?)? + logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-    Ok((loss?.sum_all()? / b as f64)?)
+/// Softmax cross-entropy over the answer labels. (ViLT's own VQA loss is a
+/// binary cross-entropy over soft VQAv2 scores; with one correct answer per
+/// question, softmax cross-entropy trains the small model several times faster.)
+fn cross_entropy(logits: &Tensor, labels: &[u32]) -> DemoResult<Tensor> {
+    let t = Tensor::from_vec(labels.to_vec(), labels.len(), logits.device())?;
+    Ok(candle_nn::loss::cross_entropy(logits, &t)?)
 }
 
 /// Accuracy of a ViLT twin on `n` held-out examples.
-pub fn eval_vilt_twin(model: &ViltVqaTwin, spec: &ViltDemoSpec, n: usize, dev: &Device) -> DemoResult<f64> {
+pub fn eval_vilt_twin(
+    model: &ViltVqaTwin,
+    spec: &ViltDemoSpec,
+    n: usize,
+    dev: &Device,
+) -> DemoResult<f64> {
+    Ok(eval_vilt_twin_by_family(model, spec, n, dev)?.0)
+}
+
+/// Accuracy overall and per question family (colour-of, shape-of, exists, count).
+pub fn eval_vilt_twin_by_family(
+    model: &ViltVqaTwin,
+    spec: &ViltDemoSpec,
+    n: usize,
+    dev: &Device,
+) -> DemoResult<(f64, [f64; 4])> {
+    use super::questions::QuestionKind;
+    let mut fam_total = [0usize; 4];
+    let mut fam_correct = [0usize; 4];
     let labels = answer_labels();
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
     let cfg = scene_cfg(spec.image_size);
     let mut correct = 0usize;
     for chunk_start in (0..n).step_by(64) {
-        let ex: Vec<VqaExample> =
-            (chunk_start..(chunk_start + 64).min(n)).map(|k| vqa_example(EVAL_SEED, k as u64, &cfg)).collect();
+        let ex: Vec<VqaExample> = (chunk_start..(chunk_start + 64).min(n))
+            .map(|k| vqa_example(EVAL_SEED, k as u64, &cfg))
+            .collect();
         let (ids, mask, types, pix) = vilt_batch(&ex, &mut tok, spec, None, dev)?;
-        let pred = model.forward(&ids, &mask, &types, &pix)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let pred = model
+            .forward(&ids, &mask, &types, &pix)?
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
         for (e, p) in ex.iter().zip(pred) {
-            correct += usize::from(labels[p as usize] == e.question.answer);
+            let ok = usize::from(labels[p as usize] == e.question.answer);
+            correct += ok;
+            let f = match e.question.kind {
+                QuestionKind::ColourOf(_) => 0,
+                QuestionKind::ShapeOf(_) => 1,
+                QuestionKind::Exists(..) => 2,
+                QuestionKind::Count => 3,
+            };
+            fam_total[f] += 1;
+            fam_correct[f] += ok;
         }
     }
-    Ok(correct as f64 / n.max(1) as f64)
+    let fam = std::array::from_fn(|i| fam_correct[i] as f64 / fam_total[i].max(1) as f64);
+    Ok((correct as f64 / n.max(1) as f64, fam))
+}
+
+/// Initialise ViLT's image embeddings and first encoder layers from a trained
+/// CLIP vision tower of the same width (as ViLT itself starts from a ViT).
+/// Returns the number of tensors copied.
+pub fn init_vilt_from_clip(map: &VarMap, clip_dir: &Path) -> DemoResult<usize> {
+    let clip = candle_core::safetensors::load(clip_dir.join("model.safetensors"), &Device::Cpu)?;
+    let mut pairs: Vec<(String, String)> = vec![
+        (
+            "embeddings.patch_embedding.weight".into(),
+            "embeddings.patch_embeddings.projection.weight".into(),
+        ),
+        (
+            "embeddings.position_embedding.weight".into(),
+            "embeddings.position_embeddings".into(),
+        ),
+        (
+            "embeddings.class_embedding".into(),
+            "embeddings.cls_token".into(),
+        ),
+    ];
+    for i in 0..64 {
+        let c = format!("encoder.layers.{i}");
+        let v = format!("encoder.layer.{i}");
+        for (a, b) in [
+            ("self_attn.q_proj", "attention.attention.query"),
+            ("self_attn.k_proj", "attention.attention.key"),
+            ("self_attn.v_proj", "attention.attention.value"),
+            ("self_attn.out_proj", "attention.output.dense"),
+            ("layer_norm1", "layernorm_before"),
+            ("layer_norm2", "layernorm_after"),
+            ("mlp.fc1", "intermediate.dense"),
+            ("mlp.fc2", "output.dense"),
+        ] {
+            for p in ["weight", "bias"] {
+                pairs.push((format!("{c}.{a}.{p}"), format!("{v}.{b}.{p}")));
+            }
+        }
+    }
+    let data = map
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("poisoned VarMap".into()))?;
+    let mut copied = 0;
+    for (c, v) in pairs {
+        let (Some(src), Some(dst)) = (
+            clip.get(&format!("vision_model.{c}")),
+            data.get(&format!("vilt.{v}")),
+        ) else {
+            continue;
+        };
+        if src.elem_count() == dst.elem_count() {
+            dst.set(&src.reshape(dst.shape())?)?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }
 
 /// Train the ViLT VQA demo model and write its Hugging Face folder to `out`.
+/// With `init_from_clip`, the image side starts from that CLIP folder's vision tower.
 pub fn train_vilt(spec: &ViltDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResult<TrainReport> {
+    train_vilt_from(spec, tc, out, None)
+}
+
+/// [`train_vilt`] with an optional CLIP folder to initialise the image side from.
+pub fn train_vilt_from(
+    spec: &ViltDemoSpec,
+    tc: &TrainConfig,
+    out: &Path,
+    init_from_clip: Option<&Path>,
+) -> DemoResult<TrainReport> {
     let dev = Device::Cpu;
     let cfg: ViltConfig = serde_json::from_value(vilt_config_json(spec))?;
     let labels = answer_labels();
     let map = VarMap::new();
     let model = ViltVqaTwin::new(&cfg, seeded_var_builder(&map, tc.seed, &dev))?;
+    if let Some(dir) = init_from_clip {
+        let n = init_vilt_from_clip(&map, dir)?;
+        eprintln!("vilt: {n} tensors initialised from {}", dir.display());
+    }
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
     let mut opt = candle_nn::AdamW::new(
         map.all_vars(),
-        ParamsAdamW { lr: tc.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: tc.weight_decay },
+        ParamsAdamW {
+            lr: tc.lr,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-8,
+            weight_decay: tc.weight_decay,
+        },
     )?;
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
@@ -386,28 +558,41 @@ pub fn train_vilt(spec: &ViltDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let mut last = 0.0;
     for step in 0..tc.steps {
         let base = (step * tc.batch_size) as u64;
-        let ex: Vec<VqaExample> = (0..tc.batch_size as u64).map(|k| vqa_example(tc.seed, base + k, &scfg)).collect();
+        let ex: Vec<VqaExample> = (0..tc.batch_size as u64)
+            .map(|k| vqa_example(tc.seed, base + k, &scfg))
+            .collect();
         let targets: Vec<u32> = ex
             .iter()
-            .map(|e| labels.iter().position(|l| *l == e.question.answer).unwrap_or(0) as u32)
+            .map(|e| {
+                labels
+                    .iter()
+                    .position(|l| *l == e.question.answer)
+                    .unwrap_or(0) as u32
+            })
             .collect();
-        let (ids, mask, types, pix) =
-            vilt_batch(&ex, &mut tok, spec, Some((&mut noise_rng, tc.bg_mask_prob, tc.bg_patch_prob)), &dev)?;
+        let (ids, mask, types, pix) = vilt_batch(
+            &ex,
+            &mut tok,
+            spec,
+            Some((&mut noise_rng, tc.bg_mask_prob, tc.bg_patch_prob)),
+            &dev,
+        )?;
         let logits = model.forward(&ids, &mask, &types, &pix)?;
-        let loss = bce_one_hot(&logits, &targets)?;
+        let loss = cross_entropy(&logits, &targets)?;
         opt.set_learning_rate(tc.lr_at(step));
         opt.backward_step(&loss)?;
         let l = loss.to_scalar::<f32>()? as f64;
         running += l;
         last = l;
         if tc.log_every > 0 && (step + 1) % tc.log_every == 0 {
-            let acc = eval_vilt_twin(&model, spec, 256, &dev)?;
+            let (acc, fam) = eval_vilt_twin_by_family(&model, spec, 256, &dev)?;
             eprintln!(
-                "vilt step {:5} loss {:.4} lr {:.2e} heldout-acc(256) {:.3} {:.0}s",
+                "vilt step {:5} loss {:.4} lr {:.2e} heldout-acc(256) {:.3} colour/shape/exists/count {:.2?} {:.0}s",
                 step + 1,
                 running / tc.log_every as f64,
                 tc.lr_at(step),
                 acc,
+                fam,
                 start.elapsed().as_secs_f64()
             );
             running = 0.0;
@@ -417,13 +602,29 @@ pub fn train_vilt(spec: &ViltDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let acc = eval_vilt_twin(&model, spec, tc.eval_samples, &dev)?;
     write_vilt_files(out, spec)?;
     map.save(out.join("model.safetensors"))?;
-    Ok(TrainReport { seconds, steps: tc.steps, final_loss: last, heldout_metric: acc, parameters: params })
+    Ok(TrainReport {
+        seconds,
+        steps: tc.steps,
+        final_loss: last,
+        heldout_metric: acc,
+        parameters: params,
+    })
 }
 
-fn clip_text_batch(captions: &[&str], tok: &mut CachedTokenizer, dev: &Device) -> DemoResult<(Tensor, Tensor)> {
-    let seqs = captions.iter().map(|c| tok.encode(c)).collect::<DemoResult<Vec<_>>>()?;
-    let eos: Vec<u32> = seqs.iter().map(|s| s.len().saturating_sub(1) as u32).collect();
-    let (ids, _) = pad_batch(&seqs, 1, dev)?;
+fn clip_text_batch(
+    captions: &[&str],
+    tok: &mut CachedTokenizer,
+    dev: &Device,
+) -> DemoResult<(Tensor, Tensor)> {
+    let seqs = captions
+        .iter()
+        .map(|c| tok.encode(c))
+        .collect::<DemoResult<Vec<_>>>()?;
+    let eos: Vec<u32> = seqs
+        .iter()
+        .map(|s| s.len().saturating_sub(1) as u32)
+        .collect();
+    let (ids, _) = pad_batch(&seqs, super::hf_files::clip_bos_eos().1 as u32, dev)?;
     Ok((ids, Tensor::from_vec(eos, captions.len(), dev)?))
 }
 
@@ -432,17 +633,31 @@ fn l2n(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Image -> caption R@1 of a CLIP twin over `groups` held-out groups of 10.
-pub fn eval_clip_twin(model: &ClipTwin, spec: &ClipDemoSpec, groups: usize, dev: &Device) -> DemoResult<f64> {
+pub fn eval_clip_twin(
+    model: &ClipTwin,
+    spec: &ClipDemoSpec,
+    groups: usize,
+    dev: &Device,
+) -> DemoResult<f64> {
     let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json())?;
     let cfg = scene_cfg(spec.image_size);
     let mut hits = 0usize;
     let mut total = 0usize;
     for group in retrieval_groups(EVAL_SEED, groups, 10, &cfg) {
         let rendered: Vec<&RenderedScene> = group.iter().map(|g| &g.rendered).collect();
-        let pix = pixel_batch(&rendered, spec.image_size, spec.patch_size, None, CLIP_MEAN, CLIP_STD, dev)?;
+        let pix = pixel_batch(
+            &rendered,
+            spec.image_size,
+            spec.patch_size,
+            None,
+            CLIP_MEAN,
+            CLIP_STD,
+            dev,
+        )?;
         let caps: Vec<&str> = group.iter().map(|g| g.caption.as_str()).collect();
         let (ids, eos) = clip_text_batch(&caps, &mut tok, dev)?;
-        let sim = l2n(&model.image_features(&pix)?)?.matmul(&l2n(&model.text_features(&ids, &eos)?)?.t()?)?;
+        let sim = l2n(&model.image_features(&pix)?)?
+            .matmul(&l2n(&model.text_features(&ids, &eos)?)?.t()?)?;
         let best = sim.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for (i, b) in best.iter().enumerate() {
             hits += usize::from(*b as usize == i);
@@ -463,7 +678,13 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
     let mut opt = candle_nn::AdamW::new(
         map.all_vars(),
-        ParamsAdamW { lr: tc.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: tc.weight_decay },
+        ParamsAdamW {
+            lr: tc.lr,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-8,
+            weight_decay: tc.weight_decay,
+        },
     )?;
     let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
@@ -474,8 +695,9 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let max_log_scale = 100f64.ln();
     for step in 0..tc.steps {
         let base = (step * tc.batch_size) as u64;
-        let ex: Vec<CaptionExample> =
-            (0..tc.batch_size as u64).map(|k| caption_example(tc.seed, base + k, &scfg)).collect();
+        let ex: Vec<CaptionExample> = (0..tc.batch_size as u64)
+            .map(|k| caption_example(tc.seed, base + k, &scfg))
+            .collect();
         let b = ex.len();
         let keys: Vec<_> = ex.iter().map(|e| content_key(&e.scene)).collect();
         let mut target = vec![0f32; b * b];
@@ -500,7 +722,9 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         let (ids, eos) = clip_text_batch(&caps, &mut tok, &dev)?;
         let img = l2n(&model.image_features(&pix)?)?;
         let txt = l2n(&model.text_features(&ids, &eos)?)?;
-        let logits = img.matmul(&txt.t()?)?.broadcast_mul(&model.log_logit_scale().exp()?)?;
+        let logits = img
+            .matmul(&txt.t()?)?
+            .broadcast_mul(&model.log_logit_scale().exp()?)?;
         let ce = |lg: &Tensor| -> candle_core::Result<Tensor> {
             let lsm = candle_nn::ops::log_softmax(lg, D::Minus1)?;
             (lsm * &target)?.sum_all()?.neg()? / b as f64
@@ -511,7 +735,11 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         opt.backward_step(&loss)?;
         let ls = model.log_logit_scale();
         if ls.to_scalar::<f32>()? as f64 > max_log_scale {
-            if let Some(v) = map.all_vars().iter().find(|v| v.as_tensor().id() == ls.id()) {
+            if let Some(v) = map
+                .all_vars()
+                .iter()
+                .find(|v| v.as_tensor().id() == ls.id())
+            {
                 v.set(&Tensor::new(max_log_scale as f32, &dev)?)?;
             }
         }
@@ -536,5 +764,19 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let r1 = eval_clip_twin(&model, spec, tc.eval_samples / 10, &dev)?;
     write_clip_files(out, spec)?;
     map.save(out.join("model.safetensors"))?;
-    Ok(TrainReport { seconds, steps: tc.steps, final_loss: last, heldout_metric: r1, parameters: params })
+    Ok(TrainReport {
+        seconds,
+        steps: tc.steps,
+        final_loss: last,
+        heldout_metric: r1,
+        parameters: params,
+    })
+}
+
+/// The training twin of a saved ViLT VQA folder (parity checks).
+pub fn load_vilt_twin(dir: &Path) -> DemoResult<ViltVqaTwin> {
+    let cfg: ViltConfig = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let data = std::fs::read(dir.join("model.safetensors"))?;
+    let vb = VarBuilder::from_buffered_safetensors(data, DType::F32, &Device::Cpu)?;
+    Ok(ViltVqaTwin::new(&cfg, vb)?)
 }

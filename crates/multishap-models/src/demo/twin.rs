@@ -56,8 +56,19 @@ pub struct TwinLinear {
 
 impl TwinLinear {
     pub fn new(inp: usize, out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
-        let w = vb.get_with_hints((out, inp), "weight", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
-        let b = if bias { Some(vb.get_with_hints(out, "bias", candle_nn::Init::Const(0.0))?) } else { None };
+        let w = vb.get_with_hints(
+            (out, inp),
+            "weight",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let b = if bias {
+            Some(vb.get_with_hints(out, "bias", candle_nn::Init::Const(0.0))?)
+        } else {
+            None
+        };
         Ok(Self { w, b })
     }
 
@@ -91,7 +102,11 @@ impl Attention {
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let d = h / self.heads;
-        let split = |y: Tensor| -> Result<Tensor> { y.reshape((b, t, self.heads, d))?.transpose(1, 2)?.contiguous() };
+        let split = |y: Tensor| -> Result<Tensor> {
+            y.reshape((b, t, self.heads, d))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
         let q = (split(self.q.forward(x)?)? * (d as f64).powf(-0.5))?;
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
@@ -99,7 +114,10 @@ impl Attention {
         if let Some(m) = mask {
             s = s.broadcast_add(m)?;
         }
-        let ctx = softmax_last(&s)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let ctx = softmax_last(&s)?
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, t, h))?;
         self.o.forward(&ctx)
     }
 }
@@ -137,7 +155,14 @@ impl PreLnLayer {
     }
 
     /// CLIP names (`layers.{i}.self_attn.q_proj`, ...).
-    fn clip(h: usize, inter: usize, heads: usize, eps: f64, act: Activation, vb: VarBuilder) -> Result<Self> {
+    fn clip(
+        h: usize,
+        inter: usize,
+        heads: usize,
+        eps: f64,
+        act: Activation,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let a = vb.pp("self_attn");
         Ok(Self {
             ln1: TwinLayerNorm::new(h, eps, vb.pp("layer_norm1"))?,
@@ -157,13 +182,22 @@ impl PreLnLayer {
 
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
-        let y = self.fc2.forward(&self.act.apply(&self.fc1.forward(&self.ln2.forward(&x)?)?)?)?;
+        let y = self
+            .fc2
+            .forward(&self.act.apply(&self.fc1.forward(&self.ln2.forward(&x)?)?)?)?;
         x + y
     }
 }
 
 fn randn(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Tensor> {
-    vb.get_with_hints(shape, name, candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })
+    vb.get_with_hints(
+        shape,
+        name,
+        candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        },
+    )
 }
 
 /// `[B,C,S,S]` -> `[B, (S/p)^2, C*p*p]` in raster order (= Conv2d with kernel = stride = p).
@@ -218,14 +252,30 @@ impl ViltVqaTwin {
         }
         Ok(Self {
             word: randn(&t, (cfg.vocab_size, h), "word_embeddings.weight")?,
-            text_pos: randn(&t, (cfg.max_position_embeddings, h), "position_embeddings.weight")?,
+            text_pos: randn(
+                &t,
+                (cfg.max_position_embeddings, h),
+                "position_embeddings.weight",
+            )?,
             text_type: randn(&t, (cfg.type_vocab_size, h), "token_type_embeddings.weight")?,
             text_ln: TwinLayerNorm::new(h, cfg.layer_norm_eps, t.pp("LayerNorm"))?,
             cls: randn(&e, (1, 1, h), "cls_token")?,
             pos: randn(&e, (1, grid * grid + 1, h), "position_embeddings")?,
-            patch_w: randn(&e, (h, cfg.num_channels, p, p), "patch_embeddings.projection.weight")?,
-            patch_b: e.get_with_hints(h, "patch_embeddings.projection.bias", candle_nn::Init::Const(0.0))?,
-            modality: randn(&e, (cfg.modality_type_vocab_size, h), "token_type_embeddings.weight")?,
+            patch_w: randn(
+                &e,
+                (h, cfg.num_channels, p, p),
+                "patch_embeddings.projection.weight",
+            )?,
+            patch_b: e.get_with_hints(
+                h,
+                "patch_embeddings.projection.bias",
+                candle_nn::Init::Const(0.0),
+            )?,
+            modality: randn(
+                &e,
+                (cfg.modality_type_vocab_size, h),
+                "token_type_embeddings.weight",
+            )?,
             layers: (0..cfg.num_hidden_layers)
                 .map(|i| PreLnLayer::vilt(cfg, vb.pp(format!("vilt.encoder.layer.{i}"))))
                 .collect::<Result<_>>()?,
@@ -252,30 +302,48 @@ impl ViltVqaTwin {
         let h = self.word.dim(1)?;
         let (_, _, hh, ww) = pixel_values.dims4()?;
         if hh != self.grid * self.patch || ww != self.grid * self.patch {
-            candle_core::bail!("twin expects {0}x{0} images, got {hh}x{ww}", self.grid * self.patch);
+            candle_core::bail!(
+                "twin expects {0}x{0} images, got {hh}x{ww}",
+                self.grid * self.patch
+            );
         }
         let flat = |ids: &Tensor, table: &Tensor| -> Result<Tensor> {
-            table.index_select(&ids.flatten_all()?, 0)?.reshape((b, l, h))
+            table
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, l, h))
         };
         let text = flat(input_ids, &self.word)?
             .broadcast_add(&self.text_pos.narrow(0, 0, l)?.unsqueeze(0)?)?
             .add(&flat(token_type_ids, &self.text_type)?)?;
-        let text = self.text_ln.forward(&text)?.broadcast_add(&self.modality.i(0)?)?;
+        let text = self
+            .text_ln
+            .forward(&text)?
+            .broadcast_add(&self.modality.i(0)?)?;
         let w2 = self.patch_w.reshape((h, ()))?;
-        let x = patches(pixel_values, self.patch)?.broadcast_matmul(&w2.t()?)?.broadcast_add(&self.patch_b)?;
+        let x = patches(pixel_values, self.patch)?
+            .broadcast_matmul(&w2.t()?)?
+            .broadcast_add(&self.patch_b)?;
         let x = x.broadcast_add(&self.pos.narrow(1, 1, self.grid * self.grid)?)?;
-        let cls = (self.cls.squeeze(0)?.squeeze(0)? + self.pos.i((0, 0))?)?.reshape((1, 1, h))?.repeat((b, 1, 1))?;
+        let cls = (self.cls.squeeze(0)?.squeeze(0)? + self.pos.i((0, 0))?)?
+            .reshape((1, 1, h))?
+            .repeat((b, 1, 1))?;
         let img = Tensor::cat(&[cls, x], 1)?.broadcast_add(&self.modality.i(1)?)?;
         let mut xs = Tensor::cat(&[text, img], 1)?;
         let n_img = 1 + self.grid * self.grid;
         let ones = Tensor::ones((b, n_img), DType::F32, input_ids.device())?;
-        let mask = additive(&Tensor::cat(&[attention_mask.to_dtype(DType::F32)?, ones], 1)?)?;
+        let mask = additive(&Tensor::cat(
+            &[attention_mask.to_dtype(DType::F32)?, ones],
+            1,
+        )?)?;
         for layer in &self.layers {
             xs = layer.forward(&xs, Some(&mask))?;
         }
         let xs = self.final_ln.forward(&xs)?;
         let pooled = self.pooler.forward(&xs.i((.., 0))?)?.tanh()?;
-        let y = self.cls1.forward(&self.cls0.forward(&pooled)?)?.gelu_erf()?;
+        let y = self
+            .cls1
+            .forward(&self.cls0.forward(&pooled)?)?
+            .gelu_erf()?;
         self.cls3.forward(&y)
     }
 }
@@ -309,8 +377,16 @@ impl ClipTwin {
         let n = (v.image_size / v.patch_size).pow(2);
         let p = v.patch_size;
         Ok(Self {
-            tok: randn(&tm, (t.vocab_size, t.hidden_size), "embeddings.token_embedding.weight")?,
-            tpos: randn(&tm, (t.max_position_embeddings, t.hidden_size), "embeddings.position_embedding.weight")?,
+            tok: randn(
+                &tm,
+                (t.vocab_size, t.hidden_size),
+                "embeddings.token_embedding.weight",
+            )?,
+            tpos: randn(
+                &tm,
+                (t.max_position_embeddings, t.hidden_size),
+                "embeddings.position_embedding.weight",
+            )?,
             tlayers: (0..t.num_hidden_layers)
                 .map(|i| {
                     PreLnLayer::clip(
@@ -325,8 +401,16 @@ impl ClipTwin {
                 .collect::<Result<_>>()?,
             tfinal: TwinLayerNorm::new(t.hidden_size, t.layer_norm_eps, tm.pp("final_layer_norm"))?,
             class_emb: randn(&vm, v.hidden_size, "embeddings.class_embedding")?,
-            patch_w: randn(&vm, (v.hidden_size, v.num_channels, p, p), "embeddings.patch_embedding.weight")?,
-            vpos: randn(&vm, (n + 1, v.hidden_size), "embeddings.position_embedding.weight")?,
+            patch_w: randn(
+                &vm,
+                (v.hidden_size, v.num_channels, p, p),
+                "embeddings.patch_embedding.weight",
+            )?,
+            vpos: randn(
+                &vm,
+                (n + 1, v.hidden_size),
+                "embeddings.position_embedding.weight",
+            )?,
             pre_ln: TwinLayerNorm::new(v.hidden_size, v.layer_norm_eps, vm.pp("pre_layrnorm"))?,
             vlayers: (0..v.num_hidden_layers)
                 .map(|i| {
@@ -341,9 +425,23 @@ impl ClipTwin {
                 })
                 .collect::<Result<_>>()?,
             post_ln: TwinLayerNorm::new(v.hidden_size, v.layer_norm_eps, vm.pp("post_layernorm"))?,
-            vproj: TwinLinear::new(v.hidden_size, cfg.projection_dim, false, vb.pp("visual_projection"))?,
-            tproj: TwinLinear::new(t.hidden_size, cfg.projection_dim, false, vb.pp("text_projection"))?,
-            logit_scale: vb.get_with_hints((), "logit_scale", candle_nn::Init::Const(cfg.logit_scale_init_value))?,
+            vproj: TwinLinear::new(
+                v.hidden_size,
+                cfg.projection_dim,
+                false,
+                vb.pp("visual_projection"),
+            )?,
+            tproj: TwinLinear::new(
+                t.hidden_size,
+                cfg.projection_dim,
+                false,
+                vb.pp("text_projection"),
+            )?,
+            logit_scale: vb.get_with_hints(
+                (),
+                "logit_scale",
+                candle_nn::Init::Const(cfg.logit_scale_init_value),
+            )?,
             patch: p,
         })
     }
@@ -355,7 +453,9 @@ impl ClipTwin {
         let w2 = self.patch_w.reshape((h, ()))?;
         let x = patches(pixel_values, self.patch)?.broadcast_matmul(&w2.t()?)?;
         let cls = self.class_emb.reshape((1, 1, h))?.repeat((b, 1, 1))?;
-        let mut xs = self.pre_ln.forward(&Tensor::cat(&[cls, x], 1)?.broadcast_add(&self.vpos)?)?;
+        let mut xs = self
+            .pre_ln
+            .forward(&Tensor::cat(&[cls, x], 1)?.broadcast_add(&self.vpos)?)?;
         for layer in &self.vlayers {
             xs = layer.forward(&xs, None)?;
         }
@@ -366,20 +466,128 @@ impl ClipTwin {
     pub fn text_features(&self, input_ids: &Tensor, eos_positions: &Tensor) -> Result<Tensor> {
         let (b, l) = input_ids.dims2()?;
         let h = self.tok.dim(1)?;
-        let x = self.tok.index_select(&input_ids.flatten_all()?, 0)?.reshape((b, l, h))?;
+        let x = self
+            .tok
+            .index_select(&input_ids.flatten_all()?, 0)?
+            .reshape((b, l, h))?;
         let mut xs = x.broadcast_add(&self.tpos.narrow(0, 0, l)?)?;
-        let causal: Vec<f32> = (0..l).flat_map(|i| (0..l).map(move |j| if j > i { -1e9 } else { 0.0 })).collect();
+        let causal: Vec<f32> = (0..l)
+            .flat_map(|i| (0..l).map(move |j| if j > i { -1e9 } else { 0.0 }))
+            .collect();
         let mask = Tensor::from_vec(causal, (1, 1, l, l), input_ids.device())?;
         for layer in &self.tlayers {
             xs = layer.forward(&xs, Some(&mask))?;
         }
         let xs = self.tfinal.forward(&xs)?;
-        let idx = eos_positions.to_dtype(DType::U32)?.reshape((b, 1, 1))?.repeat((1, 1, h))?;
-        self.tproj.forward(&xs.gather(&idx.contiguous()?, 1)?.squeeze(1)?)
+        let idx = eos_positions
+            .to_dtype(DType::U32)?
+            .reshape((b, 1, 1))?
+            .repeat((1, 1, h))?;
+        self.tproj
+            .forward(&xs.gather(&idx.contiguous()?, 1)?.squeeze(1)?)
     }
 
     /// The raw (log) logit scale parameter, a scalar tensor.
     pub fn log_logit_scale(&self) -> &Tensor {
         &self.logit_scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hf_files::{clip_config_json, vilt_config_json, ClipDemoSpec, ViltDemoSpec};
+    use super::super::train::seeded_var_builder;
+    use super::*;
+    use crate::clip::ClipModel;
+    use crate::vilt::{ViltForQuestionAnswering, ViltInputs};
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn pixels(b: usize, s: usize, seed: u64) -> Tensor {
+        let mut rng = super::super::rng::DemoRng::new(seed);
+        let v: Vec<f32> = (0..b * 3 * s * s)
+            .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+            .collect();
+        Tensor::from_vec(v, (b, 3, s, s), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn vilt_twin_matches_inference_model_and_has_gradients() {
+        let dev = Device::Cpu;
+        let spec = ViltDemoSpec::default();
+        let cfg: ViltConfig = serde_json::from_value(vilt_config_json(&spec)).unwrap();
+        let map = VarMap::new();
+        let twin = ViltVqaTwin::new(&cfg, seeded_var_builder(&map, 3, &dev)).unwrap();
+        let model =
+            ViltForQuestionAnswering::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))
+                .unwrap();
+        let ids = Tensor::new(&[[2u32, 5, 6, 7, 3], [2, 8, 3, 0, 0]], &dev).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &dev).unwrap();
+        let types = ids.zeros_like().unwrap();
+        let pix = pixels(2, spec.image_size, 1);
+        let pmask = Tensor::ones((2, spec.image_size, spec.image_size), DType::U32, &dev).unwrap();
+        let a = twin.forward(&ids, &mask, &types, &pix).unwrap();
+        let inputs = ViltInputs {
+            input_ids: &ids,
+            attention_mask: &mask,
+            token_type_ids: &types,
+            pixel_values: &pix,
+            pixel_mask: &pmask,
+        };
+        let b = model.forward(&inputs).unwrap();
+        assert!(
+            max_diff(&a, &b) < 1e-4,
+            "twin vs ViltForQuestionAnswering: {}",
+            max_diff(&a, &b)
+        );
+        let grads = a.sum_all().unwrap().backward().unwrap();
+        let with_grad = map
+            .all_vars()
+            .iter()
+            .filter(|v| grads.get(v.as_tensor()).is_some())
+            .count();
+        assert_eq!(
+            with_grad,
+            map.all_vars().len(),
+            "every parameter gets a gradient"
+        );
+    }
+
+    #[test]
+    fn clip_twin_matches_inference_model() {
+        let dev = Device::Cpu;
+        let spec = ClipDemoSpec::default();
+        let cfg: ClipConfig = serde_json::from_value(clip_config_json(&spec)).unwrap();
+        let map = VarMap::new();
+        let twin = ClipTwin::new(&cfg, seeded_var_builder(&map, 4, &dev)).unwrap();
+        let model = ClipModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+        let pix = pixels(2, spec.image_size, 2);
+        let a = twin.image_features(&pix).unwrap();
+        let b = model.get_image_features(&pix).unwrap();
+        assert!(
+            max_diff(&a, &b) < 1e-4,
+            "image features differ by {}",
+            max_diff(&a, &b)
+        );
+        let ids = Tensor::new(&[[20u32, 1, 2, 3, 21], [20, 4, 21, 21, 21]], &dev).unwrap();
+        let eos = Tensor::new(&[4u32, 2], &dev).unwrap();
+        let a = twin.text_features(&ids, &eos).unwrap();
+        let b = model.get_text_features(&ids, &eos).unwrap();
+        assert!(
+            max_diff(&a, &b) < 1e-4,
+            "text features differ by {}",
+            max_diff(&a, &b)
+        );
     }
 }

@@ -1,0 +1,215 @@
+//! Pointing game on the shipped demo models: for a question or caption about
+//! one shape, does the image patch with the largest SII with the shape's (or
+//! colour's) word lie on that shape (>= 10% of the patch's pixels)?
+//!
+//! ```text
+//! cargo bench --bench pointing
+//! POINTING_SAMPLES=20 POINTING_BUDGETS=512,2048 \
+//!   POINTING_ESTIMATORS=shared-stratified,regression-mc,permutation cargo bench --bench pointing
+//! ```
+//! Held-out scenes (a seed the trainer never used). ViLT: "what color is the
+//! {shape}?" (word = shape) and "what shape is {colour}?" (word = colour),
+//! scored on the ground-truth answer's logit. CLIP: caption "a {colour} {shape}"
+//! of one shape of the scene, word = shape and word = colour, scored by cosine
+//! similarity. Prints one markdown row per model x estimator x budget.
+
+use multishap::core::{dual_estimator_by_name, estimator_by_name, Approximator, DualApproximator};
+use multishap::engine::config::AnswerTarget;
+use multishap::engine::{ClipRetrievalGame, EngineConfig, ViltVqaGame};
+use multishap::models::demo::pointing::{hit_rate, pointing_game, PatchBox, PointingOutcome};
+use multishap::models::demo::questions::{shape_caption, QuestionKind};
+use multishap::models::demo::train::{caption_example, vqa_example, EVAL_SEED};
+use multishap::models::demo::SceneConfig;
+use multishap::models::loading::{load, ModelSource};
+use std::path::PathBuf;
+use std::time::Instant;
+
+const STREAM: u64 = 0x9017;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn boxes(engine_boxes: &[multishap::engine::PatchBox]) -> Vec<PatchBox> {
+    engine_boxes
+        .iter()
+        .map(|b| PatchBox {
+            x0: b.x0 as u32,
+            y0: b.y0 as u32,
+            x1: b.x1 as u32,
+            y1: b.y1 as u32,
+        })
+        .collect()
+}
+
+struct Row {
+    model: &'static str,
+    estimator: String,
+    budget: usize,
+    outcomes: Vec<PointingOutcome>,
+    seconds: f64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let samples: usize = env_or("POINTING_SAMPLES", "20").parse()?;
+    let budgets: Vec<usize> = env_or("POINTING_BUDGETS", "512,2048")
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let estimators: Vec<String> = env_or(
+        "POINTING_ESTIMATORS",
+        "shared-stratified,regression-mc,permutation",
+    )
+    .split(',')
+    .map(|s| s.trim().to_string())
+    .collect();
+    let dual = env_or("POINTING_DUAL", "dual-encoder");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dev = candle_core::Device::Cpu;
+    let scfg = SceneConfig {
+        image_size: 96,
+        ..SceneConfig::default()
+    };
+    let mut rows: Vec<Row> = Vec::new();
+
+    // ViLT VQA.
+    let vilt = load(
+        &ModelSource::Local(root.join("demo-vilt-vqa")),
+        &dev,
+        candle_core::DType::F32,
+    )?;
+    let mut cfg = EngineConfig::default();
+    cfg.scorer.target = AnswerTarget::GroundTruth;
+    let mut queries = Vec::new();
+    let mut k = 0u64;
+    while queries.len() < samples {
+        let ex = vqa_example(EVAL_SEED ^ STREAM, k, &scfg);
+        k += 1;
+        if matches!(
+            ex.question.kind,
+            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+        ) {
+            queries.push(ex);
+        }
+    }
+    for name in &estimators {
+        let est: Box<dyn Approximator> = estimator_by_name(name)?;
+        for &budget in &budgets {
+            let t = Instant::now();
+            let mut outcomes = Vec::new();
+            for (i, ex) in queries.iter().enumerate() {
+                let img = ex.rendered.image.clone().into();
+                let mut game = ViltVqaGame::with_ground_truth(
+                    &vilt,
+                    &img,
+                    &ex.question.text,
+                    Some(&ex.question.answer),
+                    &cfg,
+                )?;
+                let tokens = game.tokens();
+                let word = ex
+                    .question
+                    .key_word
+                    .as_deref()
+                    .and_then(|w| tokens.iter().position(|t| t == w));
+                let (Some(word), Some(target)) = (word, ex.question.target) else {
+                    continue;
+                };
+                let b = boxes(&game.patch_boxes());
+                let e = est.approximate(&mut game, budget, i as u64)?;
+                outcomes.push(pointing_game(
+                    &ex.rendered.masks[target],
+                    &b,
+                    &e.sii,
+                    e.text_players,
+                    word,
+                    0.1,
+                )?);
+            }
+            rows.push(Row {
+                model: "demo-vilt-vqa",
+                estimator: name.clone(),
+                budget,
+                outcomes,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            eprintln!(
+                "{:?}",
+                rows.last()
+                    .map(|r| (r.model, &r.estimator, r.budget, hit_rate(&r.outcomes)))
+            );
+        }
+    }
+
+    // CLIP retrieval (dual-encoder estimator plus the general ones).
+    let clip = load(
+        &ModelSource::Local(root.join("demo-clip")),
+        &dev,
+        candle_core::DType::F32,
+    )?;
+    let ccfg = EngineConfig::default();
+    let cap: Vec<_> = (0..samples as u64)
+        .map(|k| caption_example(EVAL_SEED ^ STREAM, k, &scfg))
+        .collect();
+    let mut names: Vec<String> = vec![dual.clone()];
+    names.extend(estimators.iter().cloned());
+    for name in &names {
+        for &budget in &budgets {
+            let t = Instant::now();
+            let mut outcomes = Vec::new();
+            for (i, ex) in cap.iter().enumerate() {
+                let img = ex.rendered.image.clone().into();
+                let text = shape_caption(&ex.scene, 0);
+                let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
+                let tokens = game.tokens();
+                let b = boxes(&game.patch_boxes());
+                let e = if *name == dual {
+                    let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
+                    d.approximate_dual(&mut game, budget, i as u64)?
+                } else {
+                    estimator_by_name(name)?.approximate(&mut game, budget, i as u64)?
+                };
+                let s = &ex.scene.shapes[0];
+                for w in [s.kind.name(), s.colour.name()] {
+                    if let Some(word) = tokens.iter().position(|t| t == w) {
+                        outcomes.push(pointing_game(
+                            &ex.rendered.masks[0],
+                            &b,
+                            &e.sii,
+                            e.text_players,
+                            word,
+                            0.1,
+                        )?);
+                    }
+                }
+            }
+            rows.push(Row {
+                model: "demo-clip",
+                estimator: name.clone(),
+                budget,
+                outcomes,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            eprintln!(
+                "{:?}",
+                rows.last()
+                    .map(|r| (r.model, &r.estimator, r.budget, hit_rate(&r.outcomes)))
+            );
+        }
+    }
+
+    println!("| Model | Estimator | Budget (evals/sample) | Queries | Hit rate | Wall s |");
+    println!("|-------|-----------|-----------------------|---------|----------|--------|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {:.3} | {:.1} |",
+            r.model,
+            r.estimator,
+            r.budget,
+            r.outcomes.len(),
+            hit_rate(&r.outcomes),
+            r.seconds
+        );
+    }
+    Ok(())
+}

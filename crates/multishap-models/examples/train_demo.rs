@@ -1,0 +1,90 @@
+//! Train the shipped demo models (see `multishap_models::demo`).
+//!
+//! ```text
+//! cargo run --release -p multishap-models --example train_demo -- \
+//!     [--out models] [--seed 20260601] [--only vilt|clip] [--vilt-steps N] [--clip-steps N] [--batch N] [--vilt-lr X] [--clip-lr X]
+//!     [--init-vilt-from-clip DIR | --no-clip-init]
+//! ```
+//! CLIP is trained first; ViLT's patch embedding, position embeddings and
+//! encoder layers then start from CLIP's vision tower (`<out>/demo-clip` unless
+//! `--init-vilt-from-clip` names another folder).
+//!
+//! Writes `<out>/demo-vilt-vqa/` and `<out>/demo-clip/` (Hugging Face folders)
+//! and prints training time and held-out accuracy / R@1 as JSON lines.
+
+use multishap_models::demo::hf_files::{ClipDemoSpec, ViltDemoSpec};
+use multishap_models::demo::train::{train_clip, train_vilt_from, TrainConfig};
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut out = PathBuf::from("models");
+    let mut seed: u64 = 20260601;
+    let mut only: Option<String> = None;
+    let mut init_from_clip: Option<PathBuf> = None;
+    let mut no_clip_init = false;
+    let mut vilt_steps = 2000usize;
+    let mut clip_steps = 1500usize;
+    let mut batch = 32usize;
+    let mut vilt_lr = 2e-3f64;
+    let mut clip_lr = 3e-3f64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--out" => out = PathBuf::from(val()?),
+            "--seed" => seed = val()?.parse()?,
+            "--only" => only = Some(val()?),
+            "--init-vilt-from-clip" => init_from_clip = Some(PathBuf::from(val()?)),
+            "--no-clip-init" => no_clip_init = true,
+            "--vilt-steps" => vilt_steps = val()?.parse()?,
+            "--clip-steps" => clip_steps = val()?.parse()?,
+            "--batch" => batch = val()?.parse()?,
+            "--vilt-lr" => vilt_lr = val()?.parse()?,
+            "--clip-lr" => clip_lr = val()?.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let base = TrainConfig {
+        seed,
+        steps: 0,
+        batch_size: batch,
+        lr: 0.0,
+        weight_decay: 0.01,
+        warmup_frac: 0.03,
+        bg_mask_prob: 0.5,
+        bg_patch_prob: 0.3,
+        log_every: 50,
+        eval_samples: 1000,
+    };
+    if only.as_deref() != Some("vilt") {
+        let spec = ClipDemoSpec::default();
+        let tc = TrainConfig {
+            steps: clip_steps,
+            lr: clip_lr,
+            ..base.clone()
+        };
+        let dir = out.join("demo-clip");
+        let r = train_clip(&spec, &tc, &dir)?;
+        println!(
+            "{{\"model\":\"demo-clip\",\"dir\":{:?},\"seconds\":{:.1},\"steps\":{},\"batch\":{},\"params\":{},\"final_loss\":{:.4},\"heldout_r1_of_10\":{:.4},\"heldout_images\":{}}}",
+            dir, r.seconds, r.steps, batch, r.parameters, r.final_loss, r.heldout_metric, tc.eval_samples
+        );
+    }
+    if only.as_deref() != Some("clip") {
+        let spec = ViltDemoSpec::default();
+        let tc = TrainConfig {
+            steps: vilt_steps,
+            lr: vilt_lr,
+            ..base
+        };
+        let dir = out.join("demo-vilt-vqa");
+        // ViLT's image side starts from the CLIP vision tower (as ViLT starts from a ViT).
+        let init = init_from_clip.or_else(|| (!no_clip_init).then(|| out.join("demo-clip")));
+        let r = train_vilt_from(&spec, &tc, &dir, init.as_deref())?;
+        println!(
+            "{{\"model\":\"demo-vilt-vqa\",\"dir\":{:?},\"seconds\":{:.1},\"steps\":{},\"batch\":{},\"params\":{},\"final_loss\":{:.4},\"heldout_vqa_accuracy\":{:.4},\"heldout_n\":{}}}",
+            dir, r.seconds, r.steps, batch, r.parameters, r.final_loss, r.heldout_metric, tc.eval_samples
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The demo models shipped in `models/` load through `loading::load` like any
+//! Hugging Face folder and reach their accuracy on held-out generated data
+//! (scenes drawn with a seed the trainer never used).
+
+use candle_core::{DType, Device, Tensor, D};
+use multishap::models::clip::ClipModel;
+use multishap::models::demo::train::load_vilt_twin;
+use multishap::models::demo::train::{retrieval_groups, vqa_example, EVAL_SEED};
+use multishap::models::demo::SceneConfig;
+use multishap::models::loading::{load, AnyImageProcessor, AnyModel, LoadedModel, ModelSource};
+use multishap::models::preprocess::vilt_pad_batch;
+use multishap::models::vilt::ViltInputs;
+use std::path::PathBuf;
+
+/// Offset keeping these samples apart from the trainer's own held-out evaluation.
+const TEST_STREAM: u64 = 0x7E57;
+
+fn model_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name)
+}
+
+fn image_size(dir: &PathBuf) -> u32 {
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let v = if cfg["model_type"] == "clip" {
+        &cfg["vision_config"]["image_size"]
+    } else {
+        &cfg["image_size"]
+    };
+    v.as_u64().unwrap() as u32
+}
+
+fn pad(seqs: &[Vec<u32>], pad: u32) -> (Tensor, Tensor) {
+    let l = seqs.iter().map(|s| s.len()).max().unwrap();
+    let ids: Vec<u32> = seqs
+        .iter()
+        .flat_map(|s| (0..l).map(move |k| *s.get(k).unwrap_or(&pad)))
+        .collect();
+    let mask: Vec<u32> = seqs
+        .iter()
+        .flat_map(|s| (0..l).map(move |k| u32::from(k < s.len())))
+        .collect();
+    (
+        Tensor::from_vec(ids, (seqs.len(), l), &Device::Cpu).unwrap(),
+        Tensor::from_vec(mask, (seqs.len(), l), &Device::Cpu).unwrap(),
+    )
+}
+
+struct VqaBatch {
+    ids: Tensor,
+    mask: Tensor,
+    types: Tensor,
+    pixels: Tensor,
+    pixel_mask: Tensor,
+    answers: Vec<String>,
+}
+
+fn vqa_batch(m: &LoadedModel, size: u32, n: usize) -> VqaBatch {
+    let AnyImageProcessor::Vilt(proc) = &m.image_processor else {
+        panic!("not a ViLT processor")
+    };
+    let cfg = SceneConfig {
+        image_size: size,
+        ..SceneConfig::default()
+    };
+    let mut seqs = Vec::new();
+    let mut items = Vec::new();
+    let mut answers = Vec::new();
+    for k in 0..n {
+        let ex = vqa_example(EVAL_SEED ^ TEST_STREAM, k as u64, &cfg);
+        items.push(proc.preprocess(&ex.rendered.image.clone().into()).unwrap());
+        seqs.push(
+            m.tokenizer
+                .encode(&ex.question.text, m.max_text_len())
+                .unwrap()
+                .ids,
+        );
+        answers.push(ex.question.answer.clone());
+    }
+    let (ids, mask) = pad(&seqs, m.tokenizer.pad_token_id());
+    let types = ids.zeros_like().unwrap();
+    let (pixels, pixel_mask) = vilt_pad_batch(&items).unwrap();
+    VqaBatch {
+        ids,
+        mask,
+        types,
+        pixels,
+        pixel_mask,
+        answers,
+    }
+}
+
+#[test]
+fn shipped_vilt_vqa_answers_heldout_questions() {
+    let dir = model_dir("demo-vilt-vqa");
+    let m =
+        load(&ModelSource::Local(dir.clone()), &Device::Cpu, DType::F32).expect("demo ViLT loads");
+    let AnyModel::ViltVqa(model) = &m.model else {
+        panic!("demo-vilt-vqa is not a ViLT VQA model")
+    };
+    let b = vqa_batch(&m, image_size(&dir), 60);
+    let inputs = ViltInputs {
+        input_ids: &b.ids,
+        attention_mask: &b.mask,
+        token_type_ids: &b.types,
+        pixel_values: &b.pixels,
+        pixel_mask: &b.pixel_mask,
+    };
+    let pred = model
+        .forward(&inputs)
+        .unwrap()
+        .argmax(D::Minus1)
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap();
+    let correct = pred
+        .iter()
+        .zip(&b.answers)
+        .filter(|(p, a)| model.id2label(**p as usize) == Some(a.as_str()))
+        .count();
+    let acc = correct as f64 / b.answers.len() as f64;
+    eprintln!(
+        "demo-vilt-vqa held-out accuracy {acc:.3} on {} questions",
+        b.answers.len()
+    );
+    // Target 0.9 is NOT met yet (see benches/RESULTS.md, demo section): the
+    // shipped model answers colour / exists / count questions well above chance
+    // but "what shape is X?" near chance. This guards the current level.
+    assert!(acc >= 0.6, "demo ViLT accuracy {acc}");
+}
+
+#[test]
+fn training_twin_matches_the_inference_vilt() {
+    let dir = model_dir("demo-vilt-vqa");
+    let m = load(&ModelSource::Local(dir.clone()), &Device::Cpu, DType::F32).unwrap();
+    let AnyModel::ViltVqa(model) = &m.model else {
+        panic!("not ViLT VQA")
+    };
+    let b = vqa_batch(&m, image_size(&dir), 8);
+    let inputs = ViltInputs {
+        input_ids: &b.ids,
+        attention_mask: &b.mask,
+        token_type_ids: &b.types,
+        pixel_values: &b.pixels,
+        pixel_mask: &b.pixel_mask,
+    };
+    let a = model.forward(&inputs).unwrap();
+    let twin = load_vilt_twin(&dir).unwrap();
+    let t = twin.forward(&b.ids, &b.mask, &b.types, &b.pixels).unwrap();
+    let diff = (a - t)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-3, "twin and inference ViLT differ by {diff}");
+}
+
+#[test]
+fn shipped_clip_retrieves_heldout_captions() {
+    let dir = model_dir("demo-clip");
+    let m =
+        load(&ModelSource::Local(dir.clone()), &Device::Cpu, DType::F32).expect("demo CLIP loads");
+    let AnyModel::Clip(model) = &m.model else {
+        panic!("demo-clip is not a CLIP model")
+    };
+    let AnyImageProcessor::Clip(proc) = &m.image_processor else {
+        panic!("not a CLIP processor")
+    };
+    let cfg = SceneConfig {
+        image_size: image_size(&dir),
+        ..SceneConfig::default()
+    };
+    let eos_id = m
+        .tokenizer
+        .eos_token_id()
+        .expect("CLIP tokenizer has <|endoftext|>");
+    let (mut hits, mut total) = (0usize, 0usize);
+    for group in retrieval_groups(EVAL_SEED ^ TEST_STREAM, 10, 10, &cfg) {
+        let pixels: Vec<Tensor> = group
+            .iter()
+            .map(|g| proc.preprocess(&g.rendered.image.clone().into()).unwrap())
+            .collect();
+        let pixels = Tensor::stack(&pixels, 0).unwrap();
+        let seqs: Vec<Vec<u32>> = group
+            .iter()
+            .map(|g| {
+                m.tokenizer
+                    .encode(&g.caption, m.max_text_len())
+                    .unwrap()
+                    .ids
+            })
+            .collect();
+        let eos: Vec<u32> = seqs
+            .iter()
+            .map(|s| s.iter().position(|&t| t == eos_id).unwrap() as u32)
+            .collect();
+        let (ids, _) = pad(&seqs, m.tokenizer.pad_token_id());
+        let eos = Tensor::from_vec(eos, group.len(), &Device::Cpu).unwrap();
+        let best = retrieval_argmax(model, &pixels, &ids, &eos);
+        for (i, b) in best.iter().enumerate() {
+            hits += usize::from(*b as usize == i);
+            total += 1;
+        }
+    }
+    let r1 = hits as f64 / total as f64;
+    eprintln!("demo-clip held-out caption R@1 among 10: {r1:.3} over {total} images");
+    // Target 0.9; the shipped model measures 0.889 on the trainer's 1000 held-out
+    // images (see benches/RESULTS.md), so this guards against regressions at 0.85.
+    assert!(r1 >= 0.85, "demo CLIP R@1 {r1}");
+}
+
+fn retrieval_argmax(model: &ClipModel, pixels: &Tensor, ids: &Tensor, eos: &Tensor) -> Vec<u32> {
+    let logits = model.forward(pixels, ids, eos).unwrap();
+    logits.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap()
+}
