@@ -225,10 +225,12 @@ fn vilt_explain_cost() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     for max_batch in engine_batches {
-        let mut cfg = EngineConfig::default();
-        cfg.batch = BatchConfig {
-            max_batch,
-            cache_capacity: 0,
+        let cfg = EngineConfig {
+            batch: BatchConfig {
+                max_batch,
+                cache_capacity: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let rows = ViltRows::new(ViltHead::Vqa(&vilt), &dev, &cfg);
