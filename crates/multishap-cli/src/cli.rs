@@ -26,6 +26,9 @@ pub enum Command {
     BenchK(BenchKArgs),
     /// Estimate (or compute exactly) the SII grid of a game given as a 2^d value table (.npy).
     Game(GameArgs),
+    /// Faithfulness measures of the explanations (pair masking, deletion, sufficiency,
+    /// modality, redundancy, stability, masking ablation, multi-scale).
+    Eval(crate::eval::EvalArgs),
 }
 
 /// Model, estimator and device settings; flags override the configuration file.

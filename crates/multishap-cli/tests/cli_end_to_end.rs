@@ -748,3 +748,33 @@ fn bench_k_writes_json_and_plot() {
     let svg = fs::read_to_string(out.join("bench-k.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }
+
+#[test]
+fn eval_subcommand_writes_json_and_html_and_rejects_unknown_measures() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "vilt-vqa-tiny", "");
+    let m = manifest(dir.path(), false);
+    let out = dir.path().join("eval");
+    let o = run(bin()
+        .args(["eval", "sufficiency", "--limit", "1", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m)
+        .arg("--out")
+        .arg(&out));
+    assert_ok(&o);
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("eval-sufficiency.json")).unwrap())
+            .unwrap();
+    assert!(json.is_object(), "{json}");
+    assert!(fs::read_to_string(out.join("eval-sufficiency.html"))
+        .unwrap()
+        .contains("<html"));
+
+    let o = run(bin()
+        .args(["eval", "no-such-measure", "--config"])
+        .arg(&cfg)
+        .arg("--manifest")
+        .arg(&m));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -16,6 +16,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&a).map(|_| ()),
         Command::BenchK(a) => bench_k::run(&a).map(|_| ()),
         Command::Game(a) => game::run(&a),
+        Command::Eval(a) => crate::eval::run_eval(&a).map(|_| ()),
     }
 }
 
