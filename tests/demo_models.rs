@@ -10,7 +10,7 @@ use multishap::models::demo::SceneConfig;
 use multishap::models::loading::{load, AnyImageProcessor, AnyModel, LoadedModel, ModelSource};
 use multishap::models::preprocess::vilt_pad_batch;
 use multishap::models::vilt::ViltInputs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Offset keeping these samples apart from the trainer's own held-out evaluation.
 const TEST_STREAM: u64 = 0x7E57;
@@ -21,7 +21,7 @@ fn model_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn image_size(dir: &PathBuf) -> u32 {
+fn image_size(dir: &Path) -> u32 {
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let v = if cfg["model_type"] == "clip" {
