@@ -26,4 +26,14 @@ impl Players {
     pub fn is_image(&self, p: usize) -> bool {
         p < self.image
     }
+
+    /// Cross-modal estimators need at least one player of each modality.
+    pub fn require_cross_modal(&self) -> crate::Result<()> {
+        if self.image == 0 || self.text == 0 {
+            return Err(crate::Error::InvalidInput(
+                "need at least one image and one text player".into(),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -85,11 +85,7 @@ impl DualApproximator for DualEncoder {
         let players = game.players();
         let Players { image: m, text: n } = players;
         let d = players.total();
-        if m == 0 || n == 0 {
-            return Err(Error::InvalidInput(
-                "need at least one image and one text player".into(),
-            ));
-        }
+        players.require_cross_modal()?;
         let k = budget / (m + n + 2);
         if k < 2 {
             return Err(Error::InvalidInput(format!(

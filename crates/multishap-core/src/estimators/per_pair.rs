@@ -38,11 +38,7 @@ impl Approximator for PerPair {
         let Players { image: m, text: n } = players;
         let d = players.total();
         let pairs = m * n;
-        if pairs == 0 {
-            return Err(Error::InvalidInput(
-                "need at least one image and one text player".into(),
-            ));
-        }
+        players.require_cross_modal()?;
         let draws = budget / (4 * pairs);
         if draws == 0 {
             return Err(Error::InvalidInput(format!(

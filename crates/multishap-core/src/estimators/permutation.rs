@@ -35,11 +35,7 @@ impl Approximator for Permutation {
         let players = game.players();
         let Players { image: m, text: n } = players;
         let d = players.total();
-        if m == 0 || n == 0 {
-            return Err(Error::InvalidInput(
-                "need at least one image and one text player".into(),
-            ));
-        }
+        players.require_cross_modal()?;
         let mut rng = rng_from_seed(seed);
         let mut batch = CoalitionBatch::new(d);
         let (mut ia, mut ib, mut ic, mut id, mut pair) = (vec![], vec![], vec![], vec![], vec![]);

@@ -332,11 +332,7 @@ impl Approximator for RegressionMc {
         let players = game.players();
         let Players { image: m, text: n } = players;
         let d = players.total();
-        if m == 0 || n == 0 {
-            return Err(Error::InvalidInput(
-                "need at least one image and one text player".into(),
-            ));
-        }
+        players.require_cross_modal()?;
         let w = Weights::new(d);
         let plan = make_plan(&w, budget);
         if plan.enumerated.is_empty() && plan.units == 0 {

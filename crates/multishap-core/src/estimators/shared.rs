@@ -58,11 +58,7 @@ impl Approximator for Shared {
         let players = game.players();
         let Players { image: m, text: n } = players;
         let d = players.total();
-        if m == 0 || n == 0 {
-            return Err(Error::InvalidInput(
-                "need at least one image and one text player".into(),
-            ));
-        }
+        players.require_cross_modal()?;
         let per_draw = (m + 1) * (n + 1);
         let draws = budget / per_draw;
         if draws == 0 {
