@@ -379,6 +379,59 @@ fn vilt_image(model: &LoadedModel, image: &image::DynamicImage) -> Result<(Tenso
     }
 }
 
+/// What every single-sample ViLT game shares: construction from a prepared sample, the player
+/// accessors, and the `Game` impl whose value is the engine's score of sample 0.
+macro_rules! single_sample_vilt_game {
+    ($game:ident) => {
+        impl<'m> $game<'m> {
+            /// From an already prepared sample (see [`ViltRows::prepare`] / `prepare_vqa`).
+            pub fn from_sample(
+                rows: ViltRows<'m>,
+                sample: ViltSample,
+                cfg: &EngineConfig,
+            ) -> Result<Self> {
+                let mut engine = Engine::new(rows, cfg.batch.clone())?;
+                engine.add_sample(sample);
+                Ok(Self { engine })
+            }
+
+            pub fn sample(&self) -> &ViltSample {
+                self.engine.sample(0)
+            }
+
+            /// Player token strings (word pieces, in player order).
+            pub fn tokens(&self) -> Vec<String> {
+                self.sample().tokens()
+            }
+
+            /// Pixel boxes of the image players in the preprocessed image.
+            pub fn patch_boxes(&self) -> Vec<PatchBox> {
+                self.sample().patch_boxes()
+            }
+
+            pub fn grid(&self) -> PatchGrid {
+                *self.sample().image.grid()
+            }
+
+            pub fn engine_mut(&mut self) -> &mut ViltEngine<'m> {
+                &mut self.engine
+            }
+        }
+
+        impl Game for $game<'_> {
+            fn players(&self) -> Players {
+                self.sample().players()
+            }
+            fn device(&self) -> &Device {
+                self.engine.model().device()
+            }
+            fn evaluate(&mut self, batch: &CoalitionBatch) -> multishap_core::Result<Tensor> {
+                Ok(self.engine.evaluate(0, batch)?)
+            }
+        }
+    };
+}
+
 /// ViLT VQA on one (image, question): players, tokens, boxes, prediction,
 /// and [`Game`] over masked inputs.
 pub struct ViltVqaGame<'m> {
@@ -420,31 +473,6 @@ impl<'m> ViltVqaGame<'m> {
         Self::from_sample(rows, sample, cfg)
     }
 
-    /// From an already prepared sample (see [`ViltRows::prepare_vqa`]).
-    pub fn from_sample(rows: ViltRows<'m>, sample: ViltSample, cfg: &EngineConfig) -> Result<Self> {
-        let mut engine = Engine::new(rows, cfg.batch.clone())?;
-        engine.add_sample(sample);
-        Ok(Self { engine })
-    }
-
-    pub fn sample(&self) -> &ViltSample {
-        self.engine.sample(0)
-    }
-
-    /// Player token strings (word pieces, in player order).
-    pub fn tokens(&self) -> Vec<String> {
-        self.sample().tokens()
-    }
-
-    /// Pixel boxes of the image players in the preprocessed image.
-    pub fn patch_boxes(&self) -> Vec<PatchBox> {
-        self.sample().patch_boxes()
-    }
-
-    pub fn grid(&self) -> PatchGrid {
-        *self.sample().image.grid()
-    }
-
     /// (answer, softmax probability) on the unmasked input.
     pub fn prediction(&self) -> (String, f32) {
         let p = self.sample().prediction.as_ref();
@@ -464,23 +492,9 @@ impl<'m> ViltVqaGame<'m> {
     pub fn engine(&self) -> &ViltEngine<'m> {
         &self.engine
     }
-
-    pub fn engine_mut(&mut self) -> &mut ViltEngine<'m> {
-        &mut self.engine
-    }
 }
 
-impl Game for ViltVqaGame<'_> {
-    fn players(&self) -> Players {
-        self.sample().players()
-    }
-    fn device(&self) -> &Device {
-        self.engine.model().device()
-    }
-    fn evaluate(&mut self, batch: &CoalitionBatch) -> multishap_core::Result<Tensor> {
-        Ok(self.engine.evaluate(0, batch)?)
-    }
-}
+single_sample_vilt_game!(ViltVqaGame);
 
 /// ViLT image-text matching on one (image, caption); value = ITM logit.
 pub struct ViltItmGame<'m> {
@@ -515,28 +529,6 @@ impl<'m> ViltItmGame<'m> {
         Self::from_sample(rows, sample, cfg)
     }
 
-    pub fn from_sample(rows: ViltRows<'m>, sample: ViltSample, cfg: &EngineConfig) -> Result<Self> {
-        let mut engine = Engine::new(rows, cfg.batch.clone())?;
-        engine.add_sample(sample);
-        Ok(Self { engine })
-    }
-
-    pub fn sample(&self) -> &ViltSample {
-        self.engine.sample(0)
-    }
-
-    pub fn tokens(&self) -> Vec<String> {
-        self.sample().tokens()
-    }
-
-    pub fn patch_boxes(&self) -> Vec<PatchBox> {
-        self.sample().patch_boxes()
-    }
-
-    pub fn grid(&self) -> PatchGrid {
-        *self.sample().image.grid()
-    }
-
     /// ITM logit of the unmasked input.
     pub fn full_score(&mut self) -> Result<f32> {
         let d = self.sample().players().total();
@@ -545,23 +537,9 @@ impl<'m> ViltItmGame<'m> {
             .evaluate(0, &CoalitionBatch::from_iter([Coalition::full(d)]))?;
         Ok(v.to_vec1::<f32>()?[0])
     }
-
-    pub fn engine_mut(&mut self) -> &mut ViltEngine<'m> {
-        &mut self.engine
-    }
 }
 
-impl Game for ViltItmGame<'_> {
-    fn players(&self) -> Players {
-        self.sample().players()
-    }
-    fn device(&self) -> &Device {
-        self.engine.model().device()
-    }
-    fn evaluate(&mut self, batch: &CoalitionBatch) -> multishap_core::Result<Tensor> {
-        Ok(self.engine.evaluate(0, batch)?)
-    }
-}
+single_sample_vilt_game!(ViltItmGame);
 
 impl<'m> ViltEngine<'m> {
     /// An engine for many VQA samples of one loaded ViLT VQA model.
