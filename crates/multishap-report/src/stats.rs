@@ -388,6 +388,20 @@ pub struct ReportSummary {
     pub warnings: Vec<String>,
 }
 
+/// "value (sample id, patch i, token j)" for the largest / smallest SII, or "n/a".
+fn extreme_cell(e: Option<&Extreme>) -> String {
+    e.map(|e| {
+        format!(
+            "{} ({}, patch {}, token {})",
+            num(e.value),
+            e.id,
+            e.patch,
+            e.token
+        )
+    })
+    .unwrap_or_else(|| "n/a".into())
+}
+
 fn opt_num(v: Option<f64>) -> String {
     v.map(num).unwrap_or_else(|| "n/a".into())
 }
@@ -686,38 +700,8 @@ pub fn build_report(
             opt_num(stats.share_synergy_dominant),
         ],
         vec!["mean |SII|".into(), opt_num(stats.mean_abs_sii)],
-        vec![
-            "max SII".into(),
-            stats
-                .max_sii
-                .as_ref()
-                .map(|e| {
-                    format!(
-                        "{} ({}, patch {}, token {})",
-                        num(e.value),
-                        e.id,
-                        e.patch,
-                        e.token
-                    )
-                })
-                .unwrap_or_else(|| "n/a".into()),
-        ],
-        vec![
-            "min SII".into(),
-            stats
-                .min_sii
-                .as_ref()
-                .map(|e| {
-                    format!(
-                        "{} ({}, patch {}, token {})",
-                        num(e.value),
-                        e.id,
-                        e.patch,
-                        e.token
-                    )
-                })
-                .unwrap_or_else(|| "n/a".into()),
-        ],
+        vec!["max SII".into(), extreme_cell(stats.max_sii.as_ref())],
+        vec!["min SII".into(), extreme_cell(stats.min_sii.as_ref())],
         vec![
             "VQA accuracy (full input)".into(),
             format!(
