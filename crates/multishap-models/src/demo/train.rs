@@ -517,6 +517,20 @@ pub fn init_vilt_from_clip(map: &VarMap, clip_dir: &Path) -> DemoResult<usize> {
     Ok(copied)
 }
 
+/// AdamW over every variable of `map` with the trainer's learning rate and weight decay.
+fn adamw(map: &VarMap, tc: &TrainConfig) -> candle_core::Result<candle_nn::AdamW> {
+    candle_nn::AdamW::new(
+        map.all_vars(),
+        ParamsAdamW {
+            lr: tc.lr,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-8,
+            weight_decay: tc.weight_decay,
+        },
+    )
+}
+
 /// Train the ViLT VQA demo model and write its Hugging Face folder to `out`.
 /// With `init_from_clip`, the image side starts from that CLIP folder's vision tower.
 pub fn train_vilt(spec: &ViltDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResult<TrainReport> {
@@ -540,16 +554,7 @@ pub fn train_vilt_from(
         eprintln!("vilt: {n} tensors initialised from {}", dir.display());
     }
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = candle_nn::AdamW::new(
-        map.all_vars(),
-        ParamsAdamW {
-            lr: tc.lr,
-            beta1: 0.9,
-            beta2: 0.98,
-            eps: 1e-8,
-            weight_decay: tc.weight_decay,
-        },
-    )?;
+    let mut opt = adamw(&map, tc)?;
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed, u64::MAX);
@@ -676,16 +681,7 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let map = VarMap::new();
     let model = ClipTwin::new(&cfg, seeded_var_builder(&map, tc.seed ^ 0xC119, &dev))?;
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = candle_nn::AdamW::new(
-        map.all_vars(),
-        ParamsAdamW {
-            lr: tc.lr,
-            beta1: 0.9,
-            beta2: 0.98,
-            eps: 1e-8,
-            weight_decay: tc.weight_decay,
-        },
-    )?;
+    let mut opt = adamw(&map, tc)?;
     let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed ^ 0xC119, u64::MAX);
