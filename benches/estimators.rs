@@ -14,6 +14,7 @@
 //! list of d15,d20,d57,d152), MULTISHAP_BENCH_ESTIMATORS (comma list).
 use multishap_core::exact::ExactGame;
 use multishap_core::npy::write_f64_vector;
+use multishap_core::ranking::{precision_at_k, spearman};
 use multishap_core::synthetic::RandomMlpGame;
 use multishap_core::{estimator_by_name, Game, MoebiusGame, Players};
 use std::fmt::Write as _;
@@ -32,46 +33,6 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0;
-        for &k in &idx[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = a.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
-    cov / (va * vb).sqrt().max(1e-300)
-}
-
-fn precision_at(k: usize, est: &[f64], truth: &[f64]) -> f64 {
-    let top = |v: &[f64]| {
-        let mut idx: Vec<usize> = (0..v.len()).collect();
-        idx.sort_by(|&a, &b| v[b].abs().total_cmp(&v[a].abs()));
-        idx.truncate(k);
-        idx
-    };
-    let (a, b) = (top(est), top(truth));
-    a.iter().filter(|x| b.contains(x)).count() as f64 / k as f64
 }
 
 /// The workspace root (this file is built from the root package and from
@@ -189,8 +150,8 @@ fn main() {
                                 .map(|(a, b)| (a - b).powi(2))
                                 .sum::<f64>()
                                 / bg.truth.len() as f64;
-                            p10 += precision_at(10, &r.sii, &bg.truth);
-                            rho += spearman(&r.sii, &bg.truth);
+                            p10 += precision_at_k(&r.sii, &bg.truth, 10).unwrap_or(f64::NAN);
+                            rho += spearman(&r.sii, &bg.truth).unwrap_or(f64::NAN);
                             secs += r.seconds;
                             evals = evals.max(r.evaluations);
                             ok += 1;

@@ -169,6 +169,11 @@ pub struct ReportArgs {
     /// Tokens per sample counted in the top-token table.
     #[arg(long)]
     pub top_k: Option<usize>,
+    /// `multishap eval` outputs (eval-<measure>.json files or folders holding them) shown in
+    /// the report's Evaluation section; eval-*.json files inside the input folders are
+    /// included without this flag.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub eval: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

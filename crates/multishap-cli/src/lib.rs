@@ -17,7 +17,6 @@ pub mod explainer;
 pub mod geometry;
 pub mod progress;
 pub mod shard;
-pub mod stability;
 
 use clap::Parser;
 

@@ -778,3 +778,93 @@ fn eval_subcommand_writes_json_and_html_and_rejects_unknown_measures() {
         .arg(&m));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// On the shipped demo model (examples/shapes): `run`, then `eval` into the same
+/// folder (pair masking reusing the run's SII, modality ablation), then `report`
+/// picks the eval files up into its Evaluation section, report.json and CSV.
+#[test]
+fn eval_on_the_demo_model_joins_the_dataset_report() {
+    let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cfg = home.join("configs/demo-vilt-vqa.toml");
+    let manifest = home.join("examples/shapes/manifest.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let common = |cmd: &mut Command| {
+        cmd.arg("--config")
+            .arg(&cfg)
+            .arg("--manifest")
+            .arg(&manifest)
+            .args(["--draws", "8", "--limit", "6"]);
+    };
+    let mut c = bin();
+    c.arg("run");
+    common(&mut c);
+    assert_ok(&run(c.arg("--out").arg(&out)));
+    let results = out.join("results.jsonl");
+    for measure in ["pair-masking", "modality"] {
+        let mut c = bin();
+        c.args(["eval", measure]);
+        common(&mut c);
+        assert_ok(&run(c
+            .arg("--results")
+            .arg(&results)
+            .arg("--out")
+            .arg(&out)));
+    }
+    let summary = |measure: &str| -> serde_json::Value {
+        let p = out.join(format!("eval-{measure}.json"));
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap();
+        assert_eq!(v["samples"].as_array().unwrap().len(), 6, "{measure}");
+        v["summary"].clone()
+    };
+    // The demo model looks at both modalities, and removing the pairs its
+    // explanation ranks first costs more score than removing random pairs.
+    let pm = summary("pair-masking");
+    let (sii, random) = (
+        pm["drop_area_sii"]["mean"].as_f64().unwrap(),
+        pm["drop_area_random"]["mean"].as_f64().unwrap(),
+    );
+    assert!(
+        sii > random,
+        "SII-ranked drop area {sii} <= random {random}"
+    );
+    let md = summary("modality");
+    for k in ["image_ablation_change", "text_ablation_change"] {
+        assert!(md[k]["mean"].as_f64().unwrap() > 0.5, "{k}: {}", md[k]);
+    }
+
+    let report = dir.path().join("report");
+    let o = run(bin().arg("report").arg(&out).arg("--out").arg(&report));
+    assert_ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 eval report(s)"));
+    let html = fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<h3>modality</h3>") && html.contains("<h3>pair-masking</h3>"));
+    assert!(report.join("eval/01-pair-masking.html").is_file());
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["evaluations"][1]["measure"], "pair-masking");
+    assert_eq!(
+        json["evaluations"][1]["summary"]["drop_area_sii"]["mean"].as_f64(),
+        Some(sii)
+    );
+    let csv = fs::read_to_string(report.join("evaluation.csv")).unwrap();
+    assert!(csv.contains("\npair-masking,drop_area_sii,"), "{csv}");
+
+    // --eval names files elsewhere; a missing one is a user error
+    let elsewhere = dir.path().join("report2");
+    let o = run(bin()
+        .arg("report")
+        .arg(&results)
+        .arg("--eval")
+        .arg(out.join("eval-modality.json"))
+        .arg("--out")
+        .arg(&elsewhere));
+    assert_ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 eval report(s)"));
+    let o = run(bin()
+        .arg("report")
+        .arg(&results)
+        .arg("--eval")
+        .arg(dir.path().join("nope.json")));
+    assert_user_error(&o, "nope.json");
+}

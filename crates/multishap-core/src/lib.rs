@@ -22,6 +22,7 @@ pub mod linalg;
 pub mod moebius;
 pub mod npy;
 pub mod players;
+pub mod ranking;
 pub mod sampling;
 pub mod synthetic;
 pub mod tabulated;

@@ -6,10 +6,12 @@
 //! - [`heatmap`]: per-token and average heatmaps overlaid on the image (PNG), colormap,
 //!   and the token x patch matrix figure (SVG, with labels and a colorbar).
 //! - [`html`]: the `index.html` page of one explanation.
+//! - [`eval`]: the `eval-<measure>.json` schema of `multishap eval`, its page and report section.
 //! - [`stats`]: dataset-level statistics and [`stats::build_report`] (report.json, CSVs, HTML).
 pub mod colormap;
 pub mod csv;
 pub mod error;
+pub mod eval;
 pub mod heatmap;
 pub mod html;
 pub mod jsonl;
@@ -19,6 +21,7 @@ pub mod svg;
 mod timefmt;
 
 pub use error::{ReportError, Result};
+pub use eval::EvalReport;
 pub use heatmap::{HeatmapOptions, HeatmapSet};
 pub use html::{write_explanation_page, ExplanationPage};
 pub use jsonl::{

@@ -22,6 +22,7 @@
 //! - Breakdowns by answer type / question type use only samples that have that field.
 use crate::csv;
 use crate::error::{io_err, Result};
+use crate::eval::{self, EvalReport, EvalSummary};
 use crate::heatmap::{write_average_heatmap, HeatmapOptions};
 use crate::html::{page_start, summary_table, url, PAGE_END};
 use crate::schema::ExplanationRecord;
@@ -46,6 +47,9 @@ pub struct ReportOptions {
     /// Folder against which relative `record.image` paths are resolved (else the CWD).
     pub image_root: Option<PathBuf>,
     pub heatmap: HeatmapOptions,
+    /// `multishap eval` reports shown in an "Evaluation" section (with their
+    /// own pages under `eval/`, `evaluation.csv` and `report.json` "evaluations").
+    pub evaluations: Vec<EvalReport>,
 }
 
 impl Default for ReportOptions {
@@ -59,6 +63,7 @@ impl Default for ReportOptions {
             examples: 4,
             image_root: None,
             heatmap: HeatmapOptions::default(),
+            evaluations: Vec::new(),
         }
     }
 }
@@ -536,7 +541,12 @@ pub fn build_report(
     let mut warnings = Vec::new();
 
     let json = out_dir.join("report.json");
-    std::fs::write(&json, serde_json::to_vec_pretty(&stats)?).map_err(io_err(&json))?;
+    let mut json_value = serde_json::to_value(&stats)?;
+    if !opts.evaluations.is_empty() {
+        let summaries: Vec<EvalSummary> = opts.evaluations.iter().map(EvalSummary::from).collect();
+        json_value["evaluations"] = serde_json::to_value(summaries)?;
+    }
+    std::fs::write(&json, serde_json::to_vec_pretty(&json_value)?).map_err(io_err(&json))?;
     files.push(PathBuf::from("report.json"));
 
     // CSV tables.
@@ -656,6 +666,13 @@ pub fn build_report(
         &["lo", "hi", "count"],
         &hist_rows(&stats.sii_histogram),
     )?;
+    if !opts.evaluations.is_empty() {
+        write_csv(
+            "evaluation.csv",
+            &["measure", "metric", "mean", "std", "samples"],
+            &eval::summary_rows(&opts.evaluations),
+        )?;
+    }
 
     // Example heatmaps.
     let mut examples = Vec::new();
@@ -678,6 +695,27 @@ pub fn build_report(
         write_average_heatmap(r, img.as_ref(), &out_dir.join(&rel), &opts.heatmap)?;
         files.push(rel.clone());
         examples.push((i, rel));
+    }
+
+    // Evaluation pages.
+    let mut eval_links = Vec::new();
+    if !opts.evaluations.is_empty() {
+        std::fs::create_dir_all(out_dir.join("eval")).map_err(io_err(out_dir.join("eval")))?;
+        for (k, r) in opts.evaluations.iter().enumerate() {
+            let rel = PathBuf::from(format!("eval/{k:02}-{}.html", safe_name(&r.measure)));
+            let path = out_dir.join(&rel);
+            std::fs::write(&path, eval::eval_page(r)).map_err(io_err(&path))?;
+            if !stats.models.is_empty() && !stats.models.contains(&r.model) {
+                warnings.push(format!(
+                    "eval {} was computed with model {}, the results with {}",
+                    r.measure,
+                    r.model,
+                    stats.models.join(", ")
+                ));
+            }
+            eval_links.push(url(&rel));
+            files.push(rel);
+        }
     }
 
     // HTML.
@@ -786,6 +824,12 @@ pub fn build_report(
             h.push_str("<h3>First example</h3>");
             h.push_str(&summary_table(&records[*i]));
         }
+    }
+    if !opts.evaluations.is_empty() {
+        h.push_str(&eval::evaluation_section_html(
+            &opts.evaluations,
+            &eval_links,
+        ));
     }
     h.push_str("<h2>Samples</h2>");
     let short_rows: Vec<Vec<String>> = stats

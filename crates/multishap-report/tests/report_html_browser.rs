@@ -6,6 +6,7 @@
 //! Skips (with a message) only when no Chromium is found and `CI` is unset; under CI a missing
 //! browser is a failure. The binary can be set with `CHROMIUM=/path/to/chromium`.
 use image::{DynamicImage, Rgb, RgbImage};
+use multishap_report::eval::{summarise, EvalReport, MeanCurve, SampleEval};
 use multishap_report::schema::{positive_negative, ModelInfo, PatchGrid, Prediction};
 use multishap_report::{
     build_report, write_explanation_page, ExplanationRecord, HeatmapOptions, ReportOptions,
@@ -203,8 +204,32 @@ fn reports_render_in_headless_chromium() {
         record("s3", grid(0.25), None),
     ];
     let report_dir = dir.path().join("report");
+    let eval_samples = vec![SampleEval {
+        id: "s1".into(),
+        text: "a <b>question</b>".into(),
+        metrics: [("auc".to_string(), 0.5)].into_iter().collect(),
+        detail: serde_json::Value::Null,
+    }];
     let opts = ReportOptions {
         image_root: Some(dir.path().to_path_buf()),
+        evaluations: vec![EvalReport {
+            measure: "pair-masking".into(),
+            definition: "score drop when pairs are removed".into(),
+            model: records[0].model.id.clone(),
+            estimator: "shared-stratified".into(),
+            device: "cpu".into(),
+            seed: 1,
+            parameters: serde_json::json!({}),
+            summary: summarise(&eval_samples),
+            mean_curves: vec![MeanCurve {
+                name: "score drop vs k: sii".into(),
+                x: vec![0.0, 1.0],
+                y: vec![0.0, 0.5],
+                samples: 1,
+            }],
+            samples: eval_samples,
+            failed: vec![],
+        }],
         ..Default::default()
     };
     let summary = build_report(&records, &report_dir, &opts).unwrap();
@@ -221,6 +246,7 @@ fn reports_render_in_headless_chromium() {
 
     for (html, expected_imgs) in [
         (summary.html.clone(), 3),
+        (report_dir.join("eval/00-pair-masking.html"), 0),
         (page.index.clone(), 1 + 1 + 4 + 1),
     ] {
         let profile = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //!
 //! The four records below are written as raw JSON lines (as another producer would), with
 //! P, N and the ratio computed by hand; all SII values are dyadic so sums are exact.
+use multishap_report::eval::{summarise, EvalReport, MeanCurve, SampleEval};
 use multishap_report::jsonl::read_records;
 use multishap_report::stats::{compute_stats, normalize_token};
 use multishap_report::{build_report, ExplanationRecord, ReportOptions};
@@ -273,4 +274,92 @@ fn report_files_agree_with_stats() {
         .filter(|p| p.starts_with("examples"))
         .collect();
     assert_eq!(examples.len(), 3);
+}
+
+fn eval_report(measure: &str, model: &str, values: &[f64]) -> EvalReport {
+    let samples: Vec<SampleEval> = values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| SampleEval {
+            id: format!("q{k}"),
+            text: "what color is the cat?".into(),
+            metrics: [("auc_sii".to_string(), *v)].into_iter().collect(),
+            detail: Value::Null,
+        })
+        .collect();
+    EvalReport {
+        measure: measure.into(),
+        definition: "area under the score-drop curve".into(),
+        model: model.into(),
+        estimator: "shared-stratified".into(),
+        device: "cpu".into(),
+        seed: 7,
+        parameters: serde_json::json!({"max_pairs": 4}),
+        summary: summarise(&samples),
+        mean_curves: vec![MeanCurve {
+            name: "score drop vs pairs removed: sii".into(),
+            x: vec![0.0, 0.5, 1.0],
+            y: vec![0.0, 0.2, 0.3],
+            samples: values.len(),
+        }],
+        samples,
+        failed: vec![],
+    }
+}
+
+#[test]
+fn eval_reports_join_the_dataset_report() {
+    let (dir, recs) = records();
+    let out = dir.path().join("report");
+    let model = recs[0].model.id.clone();
+    let opts = ReportOptions {
+        evaluations: vec![
+            eval_report("pair-masking", &model, &[0.2, 0.4]),
+            eval_report("deletion", "another-model", &[1.0]),
+        ],
+        ..Default::default()
+    };
+    let summary = build_report(&recs, &out, &opts).unwrap();
+    // one page per eval report, listed, plus evaluation.csv
+    for f in [
+        "eval/00-pair-masking.html",
+        "eval/01-deletion.html",
+        "evaluation.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+        assert!(summary.files.iter().any(|p| p.to_str() == Some(f)), "{f}");
+    }
+    let csv = std::fs::read_to_string(out.join("evaluation.csv")).unwrap();
+    let mean = (0.2 + 0.4) / 2.0;
+    assert_eq!(
+        csv,
+        format!(
+            "measure,metric,mean,std,samples\npair-masking,auc_sii,{mean},{},2\ndeletion,auc_sii,1,0,1\n",
+            (((0.2f64 - mean).powi(2) + (0.4f64 - mean).powi(2)) / 2.0).sqrt()
+        )
+    );
+    let json: Value = serde_json::from_slice(&std::fs::read(&summary.json).unwrap()).unwrap();
+    assert_eq!(json["n_samples"], 4);
+    let ev = &json["evaluations"];
+    assert_eq!(ev.as_array().unwrap().len(), 2);
+    assert_eq!(ev[0]["measure"], "pair-masking");
+    assert!(close(
+        ev[0]["summary"]["auc_sii"]["mean"].as_f64().unwrap(),
+        mean
+    ));
+    assert_eq!(ev[0]["samples"], 2);
+    assert!(ev[0].get("detail").is_none());
+    let html = std::fs::read_to_string(&summary.html).unwrap();
+    assert!(html.contains("<h2 id=\"evaluation\">Evaluation</h2>"));
+    assert!(html.contains("href=\"eval/00-pair-masking.html\""));
+    assert!(html.contains("<polyline"));
+    // the deletion eval names another model: a warning, not an error
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    assert!(summary.warnings[0].contains("another-model"));
+    // without eval reports there is no section and no eval folder
+    let plain = dir.path().join("plain");
+    build_report(&recs, &plain, &ReportOptions::default()).unwrap();
+    assert!(!plain.join("eval").exists());
+    let html = std::fs::read_to_string(plain.join("report.html")).unwrap();
+    assert!(!html.contains("Evaluation"));
 }

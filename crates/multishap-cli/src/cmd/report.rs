@@ -2,8 +2,9 @@
 use crate::cli::ReportArgs;
 use crate::errors::{user, UserContext};
 use anyhow::Result;
+use multishap_report::eval::is_eval_report_name;
 use multishap_report::{
-    build_report, read_shards, ExplanationRecord, ReportOptions, ReportSummary,
+    build_report, read_shards, EvalReport, ExplanationRecord, ReportOptions, ReportSummary,
 };
 use std::path::PathBuf;
 
@@ -41,8 +42,53 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The `eval-*.json` files of `multishap eval` to show: those in the input
+/// folders, then those named by `--eval` (files, or folders holding them),
+/// each once, in that order (sorted within a folder).
+pub fn eval_inputs(inputs: &[PathBuf], explicit: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let in_folder = |dir: &PathBuf| -> Result<Vec<PathBuf>> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .user_ctx(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| f.is_file() && is_eval_report_name(f))
+            .collect();
+        found.sort();
+        Ok(found)
+    };
+    let mut files = Vec::new();
+    for p in inputs.iter().filter(|p| p.is_dir()) {
+        files.extend(in_folder(p)?);
+    }
+    for p in explicit {
+        if p.is_dir() {
+            let found = in_folder(p)?;
+            if found.is_empty() {
+                return Err(user(format!(
+                    "--eval {}: no eval-*.json in it",
+                    p.display()
+                )));
+            }
+            files.extend(found);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            return Err(user(format!(
+                "--eval {}: no such file or folder",
+                p.display()
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    Ok(files)
+}
+
 pub fn run(a: &ReportArgs) -> Result<ReportSummary> {
     let files = expand_inputs(&a.inputs)?;
+    let evaluations = eval_inputs(&a.inputs, &a.eval)?
+        .iter()
+        .map(|f| EvalReport::read(f).user_err())
+        .collect::<Result<Vec<_>>>()?;
     // `explain`'s result.json files hold one pretty-printed record each.
     let (singles, shards): (Vec<PathBuf>, Vec<PathBuf>) = files
         .iter()
@@ -85,6 +131,8 @@ pub fn run(a: &ReportArgs) -> Result<ReportSummary> {
         opts.top_k = k;
     }
     opts.image_root = a.image_root.clone();
+    let n_eval = evaluations.len();
+    opts.evaluations = evaluations;
     let summary = build_report(&merged.records, &a.out, &opts)?;
     for w in &summary.warnings {
         eprintln!("report: warning: {w}");
@@ -101,6 +149,9 @@ pub fn run(a: &ReportArgs) -> Result<ReportSummary> {
             .map(|v| format!("{v:.3}"))
             .unwrap_or_else(|| "n/a".into()),
     );
+    if n_eval > 0 {
+        println!("{n_eval} eval report(s) in the Evaluation section");
+    }
     println!(
         "wrote {} and {}",
         summary.json.display(),

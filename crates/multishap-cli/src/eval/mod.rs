@@ -11,7 +11,6 @@
 //! Every sample yields named numbers (`metrics`) plus a detailed JSON
 //! (`detail`: curves, maps, tables); the summary is the mean of every metric
 //! over the samples that define it.
-pub mod html;
 pub mod measures;
 pub mod noise;
 pub mod pointing;
@@ -23,8 +22,10 @@ use crate::errors::{user, UserContext};
 use crate::explainer::{sample_seed, Explainer, SampleInput};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use multishap_report::eval::{
+    accumulate_curve, eval_page, finish_mean_curves, summarise, EvalReport, MeanCurve, SampleEval,
+};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Which measure `eval` computes.
@@ -117,52 +118,6 @@ pub struct EvalArgs {
     pub grids: Vec<usize>,
 }
 
-/// One sample's numbers and details.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SampleEval {
-    pub id: String,
-    pub text: String,
-    pub metrics: BTreeMap<String, f64>,
-    pub detail: serde_json::Value,
-}
-
-/// Mean of one metric over the samples defining it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SummaryRow {
-    pub mean: f64,
-    pub std: f64,
-    pub samples: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EvalReport {
-    pub measure: Measure,
-    /// What the measure computes (definitions of every metric).
-    pub definition: String,
-    pub model: String,
-    pub estimator: String,
-    pub device: String,
-    pub seed: u64,
-    /// The `eval` parameters used.
-    pub parameters: serde_json::Value,
-    pub summary: BTreeMap<String, SummaryRow>,
-    /// Curves averaged over the samples (pair-masking drops, deletion /
-    /// insertion), named `plot: series`.
-    pub mean_curves: Vec<MeanCurve>,
-    pub samples: Vec<SampleEval>,
-    /// Samples that failed: (id, error).
-    pub failed: Vec<(String, String)>,
-}
-
-/// One curve averaged point-wise over the samples that have it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MeanCurve {
-    pub name: String,
-    pub x: Vec<f64>,
-    pub y: Vec<f64>,
-    pub samples: usize,
-}
-
 /// The curves of one sample's detail, as (name, x, y).
 fn sample_curves(
     measure: Measure,
@@ -212,27 +167,10 @@ fn mean_curves(measure: Measure, samples: &[SampleEval]) -> Vec<MeanCurve> {
     let mut acc: Vec<MeanCurve> = Vec::new();
     for s in samples {
         for (name, x, y) in sample_curves(measure, &s.detail) {
-            if x.len() != y.len() || x.is_empty() {
-                continue;
-            }
-            match acc.iter_mut().find(|c| c.name == name && c.x == x) {
-                Some(c) => {
-                    c.y.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
-                    c.samples += 1;
-                }
-                None => acc.push(MeanCurve {
-                    name,
-                    x,
-                    y,
-                    samples: 1,
-                }),
-            }
+            accumulate_curve(&mut acc, name, x, y);
         }
     }
-    for c in &mut acc {
-        let n = c.samples as f64;
-        c.y.iter_mut().for_each(|v| *v /= n);
-    }
+    finish_mean_curves(&mut acc);
     acc
 }
 
@@ -269,32 +207,6 @@ fn check_args(a: &EvalArgs) -> Result<()> {
         return Err(user("--grids needs positive grid sizes, e.g. 4,7,12"));
     }
     Ok(())
-}
-
-fn summarise(samples: &[SampleEval]) -> BTreeMap<String, SummaryRow> {
-    let mut acc: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for s in samples {
-        for (k, v) in &s.metrics {
-            if v.is_finite() {
-                acc.entry(k.clone()).or_default().push(*v);
-            }
-        }
-    }
-    acc.into_iter()
-        .map(|(k, v)| {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-            (
-                k,
-                SummaryRow {
-                    mean,
-                    std,
-                    samples: v.len(),
-                },
-            )
-        })
-        .collect()
 }
 
 /// Runs one measure over the manifest and writes its JSON and HTML.
@@ -370,9 +282,10 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
         )));
     }
     let report = EvalReport {
-        measure: a.measure,
+        measure: a.measure.name().to_string(),
         definition: measures::definition(a.measure).to_string(),
-        model: explainer.settings.model_label.clone(),
+        // the id results records carry, so that `report` can match them
+        model: explainer.model.id.clone(),
         estimator: explainer.settings.estimator.clone(),
         device: explainer.settings.device_name.clone(),
         seed: explainer.settings.seed,
@@ -386,7 +299,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
     let json = a.out.join(format!("eval-{}.json", a.measure.name()));
     std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
     let html_path = a.out.join(format!("eval-{}.html", a.measure.name()));
-    std::fs::write(&html_path, html::page(&report))?;
+    std::fs::write(&html_path, eval_page(&report))?;
     println!("metric\tmean\tstd\tsamples");
     for (k, r) in &report.summary {
         println!("{k}\t{:.4}\t{:.4}\t{}", r.mean, r.std, r.samples);
@@ -505,7 +418,7 @@ mod tests {
             assert!(!r.report.summary.is_empty(), "{}", measure.name());
             let back: EvalReport =
                 serde_json::from_str(&std::fs::read_to_string(&r.json).unwrap()).unwrap();
-            assert_eq!(back.measure, *measure);
+            assert_eq!(back.measure, measure.name());
             let html = std::fs::read_to_string(&r.html).unwrap();
             assert!(html.contains("<h2>Summary</h2>"));
             // measure-specific invariants
@@ -566,22 +479,6 @@ mod tests {
         assert!(c[0].name.ends_with(": sii"));
         assert_eq!((c[0].y.clone(), c[0].samples), (vec![0.0, 3.0], 2));
         assert_eq!(c[1].y, vec![0.0, 1.0]);
-    }
-
-    #[test]
-    fn summary_is_mean_and_std_over_defining_samples() {
-        let e = |id: &str, kv: &[(&str, f64)]| SampleEval {
-            id: id.into(),
-            text: String::new(),
-            metrics: kv.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            detail: serde_json::Value::Null,
-        };
-        let s = summarise(&[
-            e("a", &[("x", 1.0), ("y", 5.0)]),
-            e("b", &[("x", 3.0), ("y", f64::NAN)]),
-        ]);
-        assert_eq!((s["x"].mean, s["x"].std, s["x"].samples), (2.0, 1.0, 2));
-        assert_eq!((s["y"].mean, s["y"].samples), (5.0, 1));
     }
 
     #[test]

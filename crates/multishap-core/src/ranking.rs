@@ -1,5 +1,7 @@
-//! Agreement between two SII grids: Spearman rank correlation and
-//! Precision@k of the top pairs by |SII|.
+//! Agreement between two rankings of the same items (two SII grids, two
+//! estimators, two masking baselines): Spearman rank correlation and
+//! Precision@k of the top items by |value|. Shared by `multishap eval`,
+//! `bench-k` and the estimator benchmark.
 
 /// Average ranks (1-based, ties share their mean rank).
 pub fn ranks(v: &[f64]) -> Vec<f64> {
