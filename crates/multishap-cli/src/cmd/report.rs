@@ -6,7 +6,18 @@ use multishap_report::eval::is_eval_report_name;
 use multishap_report::{
     build_report, read_shards, EvalReport, ExplanationRecord, ReportOptions, ReportSummary,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The files of folder `dir` whose path satisfies `keep`, sorted.
+fn files_in(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .user_ctx(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| f.is_file() && keep(f))
+        .collect();
+    found.sort();
+    Ok(found)
+}
 
 /// Files given, with folders expanded to their `results*.jsonl` (sorted), or
 /// to their `result.json` (an `explain` output folder).
@@ -14,15 +25,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .user_ctx(|| format!("cannot read {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    name.starts_with("results") && name.ends_with(".jsonl")
-                })
-                .collect();
-            found.sort();
+            let mut found = files_in(p, |f| {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.starts_with("results") && name.ends_with(".jsonl")
+            })?;
             if found.is_empty() && p.join("result.json").is_file() {
                 found.push(p.join("result.json"));
             }
@@ -46,15 +52,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// folders, then those named by `--eval` (files, or folders holding them),
 /// each once, in that order (sorted within a folder).
 pub fn eval_inputs(inputs: &[PathBuf], explicit: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let in_folder = |dir: &PathBuf| -> Result<Vec<PathBuf>> {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .user_ctx(|| format!("cannot read {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| f.is_file() && is_eval_report_name(f))
-            .collect();
-        found.sort();
-        Ok(found)
-    };
+    let in_folder = |dir: &PathBuf| files_in(dir, is_eval_report_name);
     let mut files = Vec::new();
     for p in inputs.iter().filter(|p| p.is_dir()) {
         files.extend(in_folder(p)?);
