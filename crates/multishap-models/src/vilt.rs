@@ -367,12 +367,24 @@ impl ViltEmbeddings {
         )?;
         let hid = patches.dim(2)?;
         let dev = patches.device().clone();
+        // `select_patches` reads the mask at one pixel per patch: pick those pixels on the
+        // device and copy only [B, gh, gw] to the host (not [B, H, W]: 1024x less at 384 px).
+        let pick = |n: usize, g: usize| -> Vec<u32> {
+            let scale = n as f32 / g as f32;
+            (0..g)
+                .map(|i| ((i as f32 * scale).floor() as usize).min(n - 1) as u32)
+                .collect()
+        };
+        let rows = Tensor::new(pick(mh, gh), pixel_mask.device())?;
+        let cols = Tensor::new(pick(mw, gw), pixel_mask.device())?;
         let host_mask: Vec<u32> = pixel_mask
             .to_dtype(DType::U32)?
+            .index_select(&rows, 1)?
+            .index_select(&cols, 2)?
             .flatten_all()?
             .to_device(&Device::Cpu)?
             .to_vec1()?;
-        let sel = select_patches(&host_mask, b, mh, mw, gh, gw, self.max_image_length);
+        let sel = select_patches(&host_mask, b, gh, gw, gh, gw, self.max_image_length);
         if sel.len == 0 {
             candle_core::bail!("pixel_mask has no valid patch")
         }
