@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p multishap-models --example train_demo -- \
 //!     [--out models] [--seed 20260601] [--only vilt|clip] [--vilt-steps N] [--clip-steps N] [--batch N] [--vilt-lr X] [--clip-lr X]
-//!     [--init-vilt-from-clip DIR]
+//!     [--init-vilt-from-clip DIR] [--vilt-warmup-frac X]
+//!     [--vilt-hidden N] [--vilt-intermediate N] [--vilt-layers N] [--vilt-heads N] [--vilt-patch N]
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, CLIP 1500
 //! steps at lr 3e-3, ViLT 3000 steps at lr 2e-3 from scratch, one thread each).
@@ -27,6 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batch = 32usize;
     let mut vilt_lr = 2e-3f64;
     let mut clip_lr = 3e-3f64;
+    let mut vspec = ViltDemoSpec::default();
+    let mut vilt_warmup_frac = 0.03f64;
+    let mut vilt_aux = 0.0f64;
+    let mut clip_aux = 0.0f64;
+    let mut question_weights = [1.0f64; 4];
+    let mut word_mask_prob = 0.0f64;
+    let mut log_every = 50usize;
+    let mut content_weight = 0.0f64;
+    let mut sincos = 0.0f64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
@@ -40,6 +50,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--batch" => batch = val()?.parse()?,
             "--vilt-lr" => vilt_lr = val()?.parse()?,
             "--clip-lr" => clip_lr = val()?.parse()?,
+            "--vilt-hidden" => vspec.hidden_size = val()?.parse()?,
+            "--vilt-intermediate" => vspec.intermediate_size = val()?.parse()?,
+            "--vilt-layers" => vspec.num_hidden_layers = val()?.parse()?,
+            "--vilt-heads" => vspec.num_attention_heads = val()?.parse()?,
+            "--vilt-patch" => vspec.patch_size = val()?.parse()?,
+            "--vilt-warmup-frac" => vilt_warmup_frac = val()?.parse()?,
+            "--log-every" => log_every = val()?.parse()?,
+            "--vilt-sincos-pos" => sincos = val()?.parse()?,
+            "--vilt-content" => content_weight = val()?.parse()?,
+            "--vilt-aux" => vilt_aux = val()?.parse()?,
+            "--clip-aux" => clip_aux = val()?.parse()?,
+            "--word-mask-prob" => word_mask_prob = val()?.parse()?,
+            "--question-weights" => {
+                let v = val()?;
+                let w: Vec<f64> = v.split(',').map(str::parse).collect::<Result<_, _>>()?;
+                question_weights = w
+                    .try_into()
+                    .map_err(|_| format!("--question-weights needs 4 values, got {v}"))?;
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -52,14 +81,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         warmup_frac: 0.03,
         bg_mask_prob: 0.5,
         bg_patch_prob: 0.3,
-        log_every: 50,
+        log_every,
         eval_samples: 1000,
+        aux_weight: 0.0,
+        question_weights,
+        word_mask_prob: 0.0,
+        content_weight: 0.0,
+        sincos_pos_scale: 0.0,
     };
     if only.as_deref() != Some("vilt") {
         let spec = ClipDemoSpec::default();
         let tc = TrainConfig {
             steps: clip_steps,
             lr: clip_lr,
+            aux_weight: clip_aux,
             ..base.clone()
         };
         let dir = out.join("demo-clip");
@@ -70,10 +105,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if only.as_deref() != Some("clip") {
-        let spec = ViltDemoSpec::default();
+        let spec = vspec;
+        if spec.patch_size == 0 || spec.image_size % spec.patch_size != 0 {
+            return Err(format!(
+                "--vilt-patch {} must divide the image size {}",
+                spec.patch_size, spec.image_size
+            )
+            .into());
+        }
         let tc = TrainConfig {
             steps: vilt_steps,
             lr: vilt_lr,
+            warmup_frac: vilt_warmup_frac,
+            aux_weight: vilt_aux,
+            word_mask_prob,
+            content_weight,
+            sincos_pos_scale: sincos,
             ..base
         };
         let dir = out.join("demo-vilt-vqa");
@@ -81,8 +128,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // from a ViT); the shipped model was trained from scratch.
         let r = train_vilt_from(&spec, &tc, &dir, init_from_clip.as_deref())?;
         println!(
-            "{{\"model\":\"demo-vilt-vqa\",\"dir\":{:?},\"seconds\":{:.1},\"steps\":{},\"batch\":{},\"params\":{},\"final_loss\":{:.4},\"heldout_vqa_accuracy\":{:.4},\"heldout_n\":{}}}",
-            dir, r.seconds, r.steps, batch, r.parameters, r.final_loss, r.heldout_metric, tc.eval_samples
+            "{{\"model\":\"demo-vilt-vqa\",\"dir\":{:?},\"seconds\":{:.1},\"steps\":{},\"batch\":{},\"params\":{},\"final_loss\":{:.4},\"heldout_vqa_accuracy\":{:.4},\"heldout_colour_shape_exists_count\":{:.3?},\"heldout_n\":{}}}",
+            dir, r.seconds, r.steps, batch, r.parameters, r.final_loss, r.heldout_metric, r.heldout_by_family, tc.eval_samples
         );
     }
     Ok(())

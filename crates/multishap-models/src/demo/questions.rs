@@ -109,6 +109,38 @@ fn build(scene: &Scene, kind: QuestionKind) -> Option<Question> {
 /// questions are yes and no with probability 1/2 each; half of the "no" ones
 /// share the colour or the shape of a shape in the scene (hard negatives).
 pub fn generate_question(rng: &mut DemoRng, scene: &Scene) -> Question {
+    generate_question_from(rng, scene, |rng| rng.below(0, 4))
+}
+
+/// Training-only sampler: like [`generate_question`], but the template family
+/// (colour-of, shape-of, exists, count) is drawn with relative `weights`
+/// (held-out evaluation keeps [`generate_question`]'s uniform families).
+pub fn generate_question_weighted(rng: &mut DemoRng, scene: &Scene, weights: [f64; 4]) -> Question {
+    // Colour-of / shape-of may be unanswerable on a scene; exists and count
+    // never are, so one of them needs a positive weight (else: uniform).
+    let weights = if weights.iter().all(|w| *w >= 0.0) && weights[2] + weights[3] > 0.0 {
+        weights
+    } else {
+        [1.0; 4]
+    };
+    let total: f64 = weights.iter().sum();
+    generate_question_from(rng, scene, |rng| {
+        let mut u = rng.uniform() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                return i;
+            }
+            u -= w;
+        }
+        3
+    })
+}
+
+fn generate_question_from(
+    rng: &mut DemoRng,
+    scene: &Scene,
+    mut draw_family: impl FnMut(&mut DemoRng) -> usize,
+) -> Question {
     let colour_of: Vec<QuestionKind> = ShapeKind::ALL
         .iter()
         .filter(|&&s| scene.count_kind(s) == 1)
@@ -120,7 +152,7 @@ pub fn generate_question(rng: &mut DemoRng, scene: &Scene) -> Question {
         .map(|&c| QuestionKind::ShapeOf(c))
         .collect();
     loop {
-        let family = rng.below(0, 4);
+        let family = draw_family(rng);
         let kind = match family {
             0 => match rng.choose(&colour_of) {
                 Some(k) => *k,

@@ -13,13 +13,15 @@ use super::hf_files::{
     bert_tokenizer_json, clip_config_json, clip_tokenizer_json, vilt_config_json, write_clip_files,
     write_vilt_files, ClipDemoSpec, ViltDemoSpec,
 };
-use super::questions::{answer_labels, caption, content_key, generate_question, Question};
+use super::questions::{
+    answer_labels, caption, content_key, generate_question, generate_question_weighted, Question,
+};
 use super::rng::DemoRng;
-use super::scene::{RenderedScene, Scene, SceneConfig};
+use super::scene::{Colour, RenderedScene, Scene, SceneConfig, ShapeKind};
 use super::twin::{ClipTwin, ViltVqaTwin};
 use crate::clip::ClipConfig;
 use crate::vilt::ViltConfig;
-use candle_core::{DType, Device, Shape, Tensor, D};
+use candle_core::{DType, Device, IndexOp, Shape, Tensor, D};
 use candle_nn::{Init, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use std::collections::HashMap;
 use std::path::Path;
@@ -205,6 +207,149 @@ pub fn vqa_example(seed: u64, index: u64, cfg: &SceneConfig) -> VqaExample {
     }
 }
 
+/// Training example `index`: like [`vqa_example`] but the question family is
+/// drawn with relative `weights` (colour-of, shape-of, exists, count).
+pub fn vqa_train_example(
+    seed: u64,
+    index: u64,
+    cfg: &SceneConfig,
+    weights: [f64; 4],
+) -> VqaExample {
+    let mut rng = DemoRng::for_stream(seed, index);
+    let scene = Scene::generate(&mut rng, cfg);
+    let question = generate_question_weighted(&mut rng, &scene, weights);
+    let rendered = scene.render();
+    VqaExample {
+        scene,
+        rendered,
+        question,
+    }
+}
+
+/// Number of per-patch shape-kind classes (none + kinds) of the auxiliary head.
+pub const AUX_KINDS: usize = 1 + ShapeKind::ALL.len();
+/// Number of per-patch colour classes (none + colours) of the auxiliary head.
+pub const AUX_COLOURS: usize = 1 + Colour::ALL.len();
+/// Prefix of the training-only auxiliary head's parameters (never saved).
+pub const AUX_PREFIX: &str = "aux_patch_head";
+
+/// Per-patch targets of the auxiliary head, raster order: the kind (0 = none,
+/// 1 + index in `ShapeKind::ALL`) and colour (0 = none, 1 + index in
+/// `Colour::ALL`) of the shape covering most of the patch, when it covers at
+/// least 10% of it (the pointing game's hit threshold).
+pub fn patch_targets(scene: &Scene, rendered: &RenderedScene, patch: u32) -> (Vec<u32>, Vec<u32>) {
+    let g = scene.image_size / patch;
+    let min_area = (patch * patch) as usize / 10;
+    let mut kinds = Vec::with_capacity((g * g) as usize);
+    let mut colours = Vec::with_capacity((g * g) as usize);
+    for r in 0..g {
+        for c in 0..g {
+            let (x0, y0) = (c * patch, r * patch);
+            let best = rendered
+                .masks
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.area_in_box(x0, y0, x0 + patch, y0 + patch), i))
+                .max();
+            match best {
+                Some((a, i)) if a >= min_area.max(1) => {
+                    let s = &scene.shapes[i];
+                    kinds.push(
+                        1 + ShapeKind::ALL
+                            .iter()
+                            .position(|k| *k == s.kind)
+                            .unwrap_or(0) as u32,
+                    );
+                    colours.push(
+                        1 + Colour::ALL.iter().position(|k| *k == s.colour).unwrap_or(0) as u32,
+                    );
+                }
+                _ => {
+                    kinds.push(0);
+                    colours.push(0);
+                }
+            }
+        }
+    }
+    (kinds, colours)
+}
+
+/// Training-only linear head on patch-token states predicting the per-patch
+/// kind and colour ([`patch_targets`]); returns the summed cross-entropies.
+struct AuxPatchHead {
+    lin: super::twin::TwinLinear,
+}
+
+impl AuxPatchHead {
+    fn new(hidden: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            lin: super::twin::TwinLinear::new(hidden, AUX_KINDS + AUX_COLOURS, true, vb)?,
+        })
+    }
+
+    /// (kind cross-entropy, colour cross-entropy), means over patches.
+    fn loss(
+        &self,
+        states: &Tensor,
+        kinds: &[u32],
+        colours: &[u32],
+    ) -> DemoResult<(Tensor, Tensor)> {
+        let (b, n, h) = states.dims3()?;
+        let y = self.lin.forward(&states.reshape((b * n, h))?)?;
+        let k = cross_entropy(&y.narrow(1, 0, AUX_KINDS)?, kinds)?;
+        let c = cross_entropy(&y.narrow(1, AUX_KINDS, AUX_COLOURS)?, colours)?;
+        Ok((k, c))
+    }
+}
+
+/// Multi-label content targets [B, colours x kinds]: 1 where the scene has a
+/// shape of that colour and kind.
+fn content_targets<'a>(
+    scenes: impl Iterator<Item = &'a Scene>,
+    dev: &Device,
+) -> DemoResult<Tensor> {
+    let nk = ShapeKind::ALL.len();
+    let mut v = Vec::new();
+    let mut b = 0;
+    for scene in scenes {
+        b += 1;
+        let mut row = vec![0f32; Colour::ALL.len() * nk];
+        for s in &scene.shapes {
+            let c = Colour::ALL.iter().position(|x| *x == s.colour).unwrap_or(0);
+            let k = ShapeKind::ALL
+                .iter()
+                .position(|x| *x == s.kind)
+                .unwrap_or(0);
+            row[c * nk + k] = 1.0;
+        }
+        v.extend(row);
+    }
+    Ok(Tensor::from_vec(v, (b, Colour::ALL.len() * nk), dev)?)
+}
+
+/// Mean binary cross-entropy with logits (numerically stable form).
+fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> DemoResult<Tensor> {
+    // max(x,0) - x*t + log(1 + exp(-|x|))
+    let relu = logits.relu()?;
+    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok(((relu - (logits * targets)?)? + softplus)?.mean_all()?)
+}
+
+/// Per-patch targets of a batch, concatenated.
+fn batch_patch_targets<'a>(
+    items: impl Iterator<Item = (&'a Scene, &'a RenderedScene)>,
+    patch: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut kinds = Vec::new();
+    let mut colours = Vec::new();
+    for (scene, rendered) in items {
+        let (k, c) = patch_targets(scene, rendered, patch as u32);
+        kinds.extend(k);
+        colours.extend(c);
+    }
+    (kinds, colours)
+}
+
 /// One generated captioned image.
 #[derive(Debug, Clone)]
 pub struct CaptionExample {
@@ -318,6 +463,21 @@ pub struct TrainConfig {
     pub bg_patch_prob: f64,
     pub log_every: usize,
     pub eval_samples: usize,
+    /// Weight of the training-only per-patch kind / colour loss (0 = off).
+    pub aux_weight: f64,
+    /// Relative weights of the question families in training (colour-of,
+    /// shape-of, exists, count); held-out evaluation stays uniform.
+    pub question_weights: [f64; 4],
+    /// Share of training questions whose template words (not colour / shape
+    /// words, which carry the answer) are each replaced by `[MASK]` with
+    /// probability 0.3, as the explainer masks words.
+    pub word_mask_prob: f64,
+    /// Weight of the training-only multi-label "which colour/kind pairs are in
+    /// the scene" loss on ViLT's image CLS token (0 = off).
+    pub content_weight: f64,
+    /// Scale of a 2-D sine-cosine initialisation of ViLT's image position
+    /// embeddings (0 = the usual random init); still trained afterwards.
+    pub sincos_pos_scale: f64,
 }
 
 impl TrainConfig {
@@ -341,6 +501,9 @@ pub struct TrainReport {
     pub final_loss: f64,
     /// VQA accuracy or retrieval R@1 among 10 on held-out data (training twin).
     pub heldout_metric: f64,
+    /// ViLT only: held-out accuracy per question family (colour-of,
+    /// shape-of, exists, count) on the same examples; empty for CLIP.
+    pub heldout_by_family: Vec<f64>,
     pub parameters: usize,
 }
 
@@ -400,6 +563,47 @@ fn vilt_batch(
         dev,
     )?;
     Ok((ids, mask, types, pix))
+}
+
+/// Ids never masked by [`mask_template_words`]: special tokens and every
+/// colour / shape word (they carry the answer).
+fn protected_word_ids(tok: &mut CachedTokenizer) -> DemoResult<Vec<u32>> {
+    let mut ids: Vec<u32> = (0..super::hf_files::BERT_SPECIALS.len() as u32).collect();
+    let words = Colour::ALL
+        .iter()
+        .map(|c| c.name())
+        .chain(ShapeKind::ALL.iter().map(|k| k.name()));
+    for w in words {
+        ids.extend(tok.encode(w)?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// In a share `p_sample` of the rows, replace each unprotected token by
+/// `[MASK]` with probability 0.3.
+fn mask_template_words(
+    ids: &Tensor,
+    protected: &[u32],
+    rng: &mut DemoRng,
+    p_sample: f64,
+) -> DemoResult<Tensor> {
+    let mask_id = super::hf_files::BERT_SPECIALS
+        .iter()
+        .position(|t| *t == "[MASK]")
+        .unwrap_or(4) as u32;
+    let mut rows = ids.to_vec2::<u32>()?;
+    for row in &mut rows {
+        if rng.bernoulli(p_sample) {
+            for id in row.iter_mut() {
+                if protected.binary_search(id).is_err() && rng.bernoulli(0.3) {
+                    *id = mask_id;
+                }
+            }
+        }
+    }
+    Ok(Tensor::new(rows, ids.device())?)
 }
 
 /// Softmax cross-entropy over the answer labels. (ViLT's own VQA loss is a
@@ -517,10 +721,40 @@ pub fn init_vilt_from_clip(map: &VarMap, clip_dir: &Path) -> DemoResult<usize> {
     Ok(copied)
 }
 
-/// AdamW over every variable of `map` with the trainer's learning rate and weight decay.
-fn adamw(map: &VarMap, tc: &TrainConfig) -> candle_core::Result<candle_nn::AdamW> {
+/// Set ViLT's image position embeddings [1, 1 + g^2, h] to a 2-D sine-cosine
+/// table (MAE style: half the channels encode the row, half the column) times
+/// `scale`; the CLS position stays zero.
+pub fn init_sincos_positions(map: &VarMap, spec: &ViltDemoSpec, scale: f64) -> DemoResult<()> {
+    let g = spec.image_size / spec.patch_size;
+    let h = spec.hidden_size;
+    let quarter = h / 4;
+    let mut v = vec![0f32; (1 + g * g) * h];
+    for r in 0..g {
+        for c in 0..g {
+            let row = &mut v[(1 + r * g + c) * h..(2 + r * g + c) * h];
+            for (half, pos) in [(0usize, r as f64), (1, c as f64)] {
+                for i in 0..quarter {
+                    let w = 1.0 / 10000f64.powf(i as f64 / quarter as f64);
+                    row[half * 2 * quarter + i] = (scale * (pos * w).sin()) as f32;
+                    row[half * 2 * quarter + quarter + i] = (scale * (pos * w).cos()) as f32;
+                }
+            }
+        }
+    }
+    let data = map
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("poisoned VarMap".into()))?;
+    if let Some(var) = data.get("vilt.embeddings.position_embeddings") {
+        var.set(&Tensor::from_vec(v, (1, 1 + g * g, h), &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
+/// AdamW over every variable of `maps` with the trainer's learning rate and weight decay.
+fn adamw(maps: &[&VarMap], tc: &TrainConfig) -> candle_core::Result<candle_nn::AdamW> {
     candle_nn::AdamW::new(
-        map.all_vars(),
+        maps.iter().flat_map(|m| m.all_vars()).collect(),
         ParamsAdamW {
             lr: tc.lr,
             beta1: 0.9,
@@ -549,22 +783,40 @@ pub fn train_vilt_from(
     let labels = answer_labels();
     let map = VarMap::new();
     let model = ViltVqaTwin::new(&cfg, seeded_var_builder(&map, tc.seed, &dev))?;
+    if tc.sincos_pos_scale > 0.0 {
+        init_sincos_positions(&map, spec, tc.sincos_pos_scale)?;
+    }
     if let Some(dir) = init_from_clip {
         let n = init_vilt_from_clip(&map, dir)?;
         eprintln!("vilt: {n} tensors initialised from {}", dir.display());
     }
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = adamw(&map, tc)?;
+    // The auxiliary head lives in its own VarMap: it is trained, never saved.
+    let aux_map = VarMap::new();
+    let aux = AuxPatchHead::new(
+        spec.hidden_size,
+        seeded_var_builder(&aux_map, tc.seed ^ 0xA0C5, &dev).pp(AUX_PREFIX),
+    )?;
+    let content_head = super::twin::TwinLinear::new(
+        spec.hidden_size,
+        Colour::ALL.len() * ShapeKind::ALL.len(),
+        true,
+        seeded_var_builder(&aux_map, tc.seed ^ 0xA0C6, &dev).pp("aux_content_head"),
+    )?;
+    let mut opt = adamw(&[&map, &aux_map], tc)?;
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
+    let protected = protected_word_ids(&mut tok)?;
+    let mut word_rng = DemoRng::for_stream(tc.seed ^ 0x3A5C, u64::MAX);
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed, u64::MAX);
     let start = Instant::now();
     let mut running = 0.0;
+    let mut running_aux = 0.0;
     let mut last = 0.0;
     for step in 0..tc.steps {
         let base = (step * tc.batch_size) as u64;
         let ex: Vec<VqaExample> = (0..tc.batch_size as u64)
-            .map(|k| vqa_example(tc.seed, base + k, &scfg))
+            .map(|k| vqa_train_example(tc.seed, base + k, &scfg, tc.question_weights))
             .collect();
         let targets: Vec<u32> = ex
             .iter()
@@ -582,8 +834,28 @@ pub fn train_vilt_from(
             Some((&mut noise_rng, tc.bg_mask_prob, tc.bg_patch_prob)),
             &dev,
         )?;
-        let logits = model.forward(&ids, &mask, &types, &pix)?;
-        let loss = cross_entropy(&logits, &targets)?;
+        let ids = if tc.word_mask_prob > 0.0 {
+            mask_template_words(&ids, &protected, &mut word_rng, tc.word_mask_prob)?
+        } else {
+            ids
+        };
+        let (logits, image_states) = model.forward_with_patches(&ids, &mask, &types, &pix)?;
+        let n_patches = image_states.dim(1)? - 1;
+        let patch_states = image_states.narrow(1, 1, n_patches)?;
+        let mut loss = cross_entropy(&logits, &targets)?;
+        if tc.content_weight > 0.0 {
+            let t = content_targets(ex.iter().map(|e| &e.scene), &dev)?;
+            let y = content_head.forward(&image_states.i((.., 0))?)?;
+            let l = bce_with_logits(&y, &t)?;
+            loss = (loss + (l * tc.content_weight)?)?;
+        }
+        if tc.aux_weight > 0.0 {
+            let (kinds, colours) =
+                batch_patch_targets(ex.iter().map(|e| (&e.scene, &e.rendered)), spec.patch_size);
+            let (kind_loss, colour_loss) = aux.loss(&patch_states, &kinds, &colours)?;
+            running_aux += kind_loss.to_scalar::<f32>()? as f64;
+            loss = (loss + ((kind_loss + colour_loss)? * tc.aux_weight)?)?;
+        }
         opt.set_learning_rate(tc.lr_at(step));
         opt.backward_step(&loss)?;
         let l = loss.to_scalar::<f32>()? as f64;
@@ -592,19 +864,21 @@ pub fn train_vilt_from(
         if tc.log_every > 0 && (step + 1) % tc.log_every == 0 {
             let (acc, fam) = eval_vilt_twin_by_family(&model, spec, 256, &dev)?;
             eprintln!(
-                "vilt step {:5} loss {:.4} lr {:.2e} heldout-acc(256) {:.3} colour/shape/exists/count {:.2?} {:.0}s",
+                "vilt step {:5} loss {:.4} aux-kind {:.4} lr {:.2e} heldout-acc(256) {:.3} colour/shape/exists/count {:.2?} {:.0}s",
                 step + 1,
                 running / tc.log_every as f64,
+                running_aux / tc.log_every as f64,
                 tc.lr_at(step),
                 acc,
                 fam,
                 start.elapsed().as_secs_f64()
             );
             running = 0.0;
+            running_aux = 0.0;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let acc = eval_vilt_twin(&model, spec, tc.eval_samples, &dev)?;
+    let (acc, fam) = eval_vilt_twin_by_family(&model, spec, tc.eval_samples, &dev)?;
     write_vilt_files(out, spec)?;
     map.save(out.join("model.safetensors"))?;
     Ok(TrainReport {
@@ -612,6 +886,7 @@ pub fn train_vilt_from(
         steps: tc.steps,
         final_loss: last,
         heldout_metric: acc,
+        heldout_by_family: fam.to_vec(),
         parameters: params,
     })
 }
@@ -681,7 +956,12 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let map = VarMap::new();
     let model = ClipTwin::new(&cfg, seeded_var_builder(&map, tc.seed ^ 0xC119, &dev))?;
     let params: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = adamw(&map, tc)?;
+    let aux_map = VarMap::new();
+    let aux = AuxPatchHead::new(
+        spec.vision_hidden_size,
+        seeded_var_builder(&aux_map, tc.seed ^ 0xA0C1, &dev).pp(AUX_PREFIX),
+    )?;
+    let mut opt = adamw(&[&map, &aux_map], tc)?;
     let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed ^ 0xC119, u64::MAX);
@@ -689,6 +969,7 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let mut running = 0.0;
     let mut last = 0.0;
     let max_log_scale = 100f64.ln();
+    let mut running_aux = 0.0;
     for step in 0..tc.steps {
         let base = (step * tc.batch_size) as u64;
         let ex: Vec<CaptionExample> = (0..tc.batch_size as u64)
@@ -716,7 +997,8 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         )?;
         let caps: Vec<&str> = ex.iter().map(|e| e.caption.as_str()).collect();
         let (ids, eos) = clip_text_batch(&caps, &mut tok, &dev)?;
-        let img = l2n(&model.image_features(&pix)?)?;
+        let (img, patch_states) = model.image_features_with_patches(&pix)?;
+        let img = l2n(&img)?;
         let txt = l2n(&model.text_features(&ids, &eos)?)?;
         let logits = img
             .matmul(&txt.t()?)?
@@ -726,7 +1008,14 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
             (lsm * &target)?.sum_all()?.neg()? / b as f64
         };
         // target is symmetric, so the text->image loss uses the same matrix.
-        let loss = ((ce(&logits)? + ce(&logits.t()?)?)? * 0.5)?;
+        let mut loss = ((ce(&logits)? + ce(&logits.t()?)?)? * 0.5)?;
+        if tc.aux_weight > 0.0 {
+            let (kinds, colours) =
+                batch_patch_targets(ex.iter().map(|e| (&e.scene, &e.rendered)), spec.patch_size);
+            let (kind_loss, colour_loss) = aux.loss(&patch_states, &kinds, &colours)?;
+            running_aux += kind_loss.to_scalar::<f32>()? as f64;
+            loss = (loss + ((kind_loss + colour_loss)? * tc.aux_weight)?)?;
+        }
         opt.set_learning_rate(tc.lr_at(step));
         opt.backward_step(&loss)?;
         let ls = model.log_logit_scale();
@@ -745,15 +1034,17 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         if tc.log_every > 0 && (step + 1) % tc.log_every == 0 {
             let r1 = eval_clip_twin(&model, spec, 20, &dev)?;
             eprintln!(
-                "clip step {:5} loss {:.4} lr {:.2e} scale {:.1} heldout-R@1(200) {:.3} {:.0}s",
+                "clip step {:5} loss {:.4} aux-kind {:.4} lr {:.2e} scale {:.1} heldout-R@1(200) {:.3} {:.0}s",
                 step + 1,
                 running / tc.log_every as f64,
+                running_aux / tc.log_every as f64,
                 tc.lr_at(step),
                 model.log_logit_scale().to_scalar::<f32>()?.exp(),
                 r1,
                 start.elapsed().as_secs_f64()
             );
             running = 0.0;
+            running_aux = 0.0;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -765,6 +1056,7 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         steps: tc.steps,
         final_loss: last,
         heldout_metric: r1,
+        heldout_by_family: Vec::new(),
         parameters: params,
     })
 }
@@ -775,4 +1067,120 @@ pub fn load_vilt_twin(dir: &Path) -> DemoResult<ViltVqaTwin> {
     let data = std::fs::read(dir.join("model.safetensors"))?;
     let vb = VarBuilder::from_buffered_safetensors(data, DType::F32, &Device::Cpu)?;
     Ok(ViltVqaTwin::new(&cfg, vb)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loading::{load, AnyModel, ModelSource};
+
+    #[test]
+    fn patch_targets_label_covered_patches_only() {
+        let cfg = scene_cfg(96);
+        for index in 0..20 {
+            let ex = vqa_example(7, index, &cfg);
+            let (kinds, colours) = patch_targets(&ex.scene, &ex.rendered, 16);
+            assert_eq!(kinds.len(), 36);
+            for (p, (&k, &c)) in kinds.iter().zip(&colours).enumerate() {
+                assert_eq!(k == 0, c == 0, "kind and colour agree on 'none'");
+                let (x0, y0) = ((p as u32 % 6) * 16, (p as u32 / 6) * 16);
+                let areas: Vec<usize> = ex
+                    .rendered
+                    .masks
+                    .iter()
+                    .map(|m| m.area_in_box(x0, y0, x0 + 16, y0 + 16))
+                    .collect();
+                let best = areas.iter().enumerate().max_by_key(|(_, a)| **a);
+                match best {
+                    Some((i, &a)) if a >= 25 => {
+                        let s = &ex.scene.shapes[i];
+                        assert_eq!(ShapeKind::ALL[k as usize - 1], s.kind);
+                        assert_eq!(Colour::ALL[c as usize - 1], s.colour);
+                    }
+                    _ => assert_eq!(k, 0),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_questions_follow_the_weights() {
+        let cfg = scene_cfg(96);
+        let mut count = 0;
+        for index in 0..200 {
+            let mut rng = DemoRng::for_stream(3, index);
+            let scene = Scene::generate(&mut rng, &cfg);
+            let q = generate_question_weighted(&mut rng, &scene, [0.0, 0.0, 0.0, 1.0]);
+            count += usize::from(q.kind == super::super::questions::QuestionKind::Count);
+        }
+        assert_eq!(count, 200);
+    }
+
+    #[test]
+    fn template_word_masking_keeps_colour_and_shape_words() {
+        let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json()).unwrap();
+        let protected = protected_word_ids(&mut tok).unwrap();
+        let q = tok.encode("is there a red circle?").unwrap();
+        let ids = Tensor::new(vec![q.clone(); 16], &Device::Cpu).unwrap();
+        let mut rng = DemoRng::new(1);
+        let masked = mask_template_words(&ids, &protected, &mut rng, 1.0)
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap();
+        let mut kept = |w: &str| tok.encode(w).unwrap()[1];
+        let (red, circle) = (kept("red"), kept("circle"));
+        let mut any_masked = false;
+        for row in masked {
+            assert_eq!(row.len(), q.len());
+            assert!(row.contains(&red) && row.contains(&circle));
+            assert_eq!((row[0], row[row.len() - 1]), (q[0], q[q.len() - 1]));
+            any_masked |= row.contains(&4);
+        }
+        assert!(any_masked);
+    }
+
+    #[test]
+    fn auxiliary_heads_train_but_are_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ViltDemoSpec {
+            num_hidden_layers: 1,
+            ..ViltDemoSpec::default()
+        };
+        let tc = TrainConfig {
+            seed: 5,
+            steps: 2,
+            batch_size: 4,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            warmup_frac: 0.0,
+            bg_mask_prob: 0.5,
+            bg_patch_prob: 0.3,
+            log_every: 0,
+            eval_samples: 8,
+            aux_weight: 1.0,
+            question_weights: [1.0, 2.0, 1.0, 1.0],
+            word_mask_prob: 0.5,
+            content_weight: 1.0,
+            sincos_pos_scale: 0.5,
+        };
+        let r = train_vilt(&spec, &tc, dir.path()).unwrap();
+        assert!(r.final_loss.is_finite());
+        assert_eq!(r.heldout_by_family.len(), 4);
+        // The strict loader rejects unexpected tensors: aux heads must not be there.
+        let m = load(
+            &ModelSource::Local(dir.path().to_path_buf()),
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap();
+        assert!(matches!(m.model, AnyModel::ViltVqa(_)));
+        let saved =
+            candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu)
+                .unwrap();
+        assert!(
+            saved.keys().all(|k| !k.starts_with("aux")),
+            "{:?}",
+            saved.keys()
+        );
+    }
 }

@@ -298,6 +298,21 @@ impl ViltVqaTwin {
         token_type_ids: &Tensor,
         pixel_values: &Tensor,
     ) -> Result<Tensor> {
+        Ok(self
+            .forward_with_patches(input_ids, attention_mask, token_type_ids, pixel_values)?
+            .0)
+    }
+
+    /// [`Self::forward`] plus the final-layer (layer-normed) hidden states of
+    /// the image tokens, `[B, 1 + grid^2, hidden]`: the image CLS token, then
+    /// the patches in raster order (for training-only auxiliary heads).
+    pub fn forward_with_patches(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        pixel_values: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, l) = input_ids.dims2()?;
         let h = self.word.dim(1)?;
         let (_, _, hh, ww) = pixel_values.dims4()?;
@@ -344,7 +359,8 @@ impl ViltVqaTwin {
             .cls1
             .forward(&self.cls0.forward(&pooled)?)?
             .gelu_erf()?;
-        self.cls3.forward(&y)
+        let patch_states = xs.narrow(1, l, 1 + self.grid * self.grid)?;
+        Ok((self.cls3.forward(&y)?, patch_states))
     }
 }
 
@@ -448,6 +464,12 @@ impl ClipTwin {
 
     /// pixel_values [B,3,S,S] -> projected image embeddings [B,P] (not normalised).
     pub fn image_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        Ok(self.image_features_with_patches(pixel_values)?.0)
+    }
+
+    /// [`Self::image_features`] plus the last encoder layer's patch-token
+    /// states `[B, grid^2, hidden]` (raster order; training-only auxiliary heads).
+    pub fn image_features_with_patches(&self, pixel_values: &Tensor) -> Result<(Tensor, Tensor)> {
         let b = pixel_values.dim(0)?;
         let h = self.class_emb.dim(0)?;
         let w2 = self.patch_w.reshape((h, ()))?;
@@ -459,7 +481,11 @@ impl ClipTwin {
         for layer in &self.vlayers {
             xs = layer.forward(&xs, None)?;
         }
-        self.vproj.forward(&self.post_ln.forward(&xs.i((.., 0))?)?)
+        let n = xs.dim(1)? - 1;
+        let proj = self
+            .vproj
+            .forward(&self.post_ln.forward(&xs.i((.., 0))?)?)?;
+        Ok((proj, xs.narrow(1, 1, n)?))
     }
 
     /// input_ids [B,L] u32, eos_positions [B] u32 -> text embeddings [B,P].
