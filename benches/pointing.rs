@@ -18,6 +18,7 @@ use multishap::engine::config::AnswerTarget;
 use multishap::engine::{ClipRetrievalGame, EngineConfig, ViltVqaGame};
 use multishap::models::demo::pointing::{hit_rate, pointing_game, PatchBox, PointingOutcome};
 use multishap::models::demo::questions::{shape_caption, QuestionKind};
+use multishap::models::demo::scene::ShapeMask;
 use multishap::models::demo::train::{caption_example, vqa_example, EVAL_SEED};
 use multishap::models::demo::SceneConfig;
 use multishap::models::loading::{load, ModelSource};
@@ -47,7 +48,26 @@ struct Row {
     estimator: String,
     budget: usize,
     outcomes: Vec<PointingOutcome>,
+    /// Per query, the hit probability of a uniformly random patch (the share
+    /// of patches with >= 10% shape pixels; a random patch ignores the SII sign).
+    random: Vec<f64>,
     seconds: f64,
+}
+
+/// Share of `boxes` that the pointing game would count as on the shape.
+fn random_patch_hit_share(mask: &ShapeMask, boxes: &[PatchBox], min_coverage: f64) -> f64 {
+    let on = boxes
+        .iter()
+        .filter(|b| {
+            b.area() > 0
+                && mask.area_in_box(b.x0, b.y0, b.x1, b.y1) as f64 / b.area() as f64 >= min_coverage
+        })
+        .count();
+    on as f64 / boxes.len().max(1) as f64
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,6 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for &budget in &budgets {
             let t = Instant::now();
             let mut outcomes = Vec::new();
+            let mut random = Vec::new();
             for (i, ex) in queries.iter().enumerate() {
                 let img = ex.rendered.image.clone().into();
                 let mut game = ViltVqaGame::with_ground_truth(
@@ -117,6 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let b = boxes(&game.patch_boxes());
                 let e = est.approximate(&mut game, budget, i as u64)?;
+                random.push(random_patch_hit_share(&ex.rendered.masks[target], &b, 0.1));
                 outcomes.push(pointing_game(
                     &ex.rendered.masks[target],
                     &b,
@@ -131,6 +153,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 estimator: name.clone(),
                 budget,
                 outcomes,
+                random,
                 seconds: t.elapsed().as_secs_f64(),
             });
             eprintln!(
@@ -157,6 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for &budget in &budgets {
             let t = Instant::now();
             let mut outcomes = Vec::new();
+            let mut random = Vec::new();
             for (i, ex) in cap.iter().enumerate() {
                 let img = ex.rendered.image.clone().into();
                 let text = shape_caption(&ex.scene, 0);
@@ -172,6 +196,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let s = &ex.scene.shapes[0];
                 for w in [s.kind.name(), s.colour.name()] {
                     if let Some(word) = tokens.iter().position(|t| t == w) {
+                        random.push(random_patch_hit_share(&ex.rendered.masks[0], &b, 0.1));
                         outcomes.push(pointing_game(
                             &ex.rendered.masks[0],
                             &b,
@@ -188,6 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 estimator: name.clone(),
                 budget,
                 outcomes,
+                random,
                 seconds: t.elapsed().as_secs_f64(),
             });
             eprintln!(
@@ -198,16 +224,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    println!("| Model | Estimator | Budget (evals/sample) | Queries | Hit rate | Wall s |");
-    println!("|-------|-----------|-----------------------|---------|----------|--------|");
+    println!(
+        "| Model | Estimator | Budget (evals/sample) | Queries | Hit rate | Random patch | Wall s |"
+    );
+    println!(
+        "|-------|-----------|-----------------------|---------|----------|--------------|--------|"
+    );
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.1} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.1} |",
             r.model,
             r.estimator,
             r.budget,
             r.outcomes.len(),
             hit_rate(&r.outcomes),
+            mean(&r.random),
             r.seconds
         );
     }
