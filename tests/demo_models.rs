@@ -209,9 +209,9 @@ fn shipped_clip_retrieves_heldout_captions() {
     }
     let r1 = hits as f64 / total as f64;
     eprintln!("demo-clip held-out caption R@1 among 10: {r1:.3} over {total} images");
-    // Target 0.9; the shipped model measures 0.889 on the trainer's 1000 held-out
-    // images (see benches/RESULTS.md), so this guards against regressions at 0.85.
-    assert!(r1 >= 0.85, "demo CLIP R@1 {r1}");
+    // Target 0.9; the shipped model measures 0.944 on the trainer's 1000 held-out
+    // images and 0.960 on these 100 (see benches/RESULTS.md): a regression guard.
+    assert!(r1 >= 0.93, "demo CLIP R@1 {r1}");
 }
 
 fn retrieval_argmax(model: &ClipModel, pixels: &Tensor, ids: &Tensor, eos: &Tensor) -> Vec<u32> {

@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut vspec = ViltDemoSpec::default();
     let mut vilt_warmup_frac = 0.03f64;
     let mut vilt_aux = 0.0f64;
-    let mut clip_aux = 0.0f64;
+    let mut clip_aux = 1.0f64;
     let mut question_weights = [1.0f64; 4];
     let mut word_mask_prob = 0.0f64;
     let mut log_every = 50usize;
