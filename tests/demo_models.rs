@@ -126,9 +126,10 @@ fn shipped_vilt_vqa_answers_heldout_questions() {
         b.answers.len()
     );
     // Target 0.9 is NOT met yet (see benches/RESULTS.md, demo section): the
-    // shipped model answers colour / exists / count questions well above chance
-    // but "what shape is X?" near chance. This guards the current level.
-    assert!(acc >= 0.6, "demo ViLT accuracy {acc}");
+    // shipped model measures 0.870 on the trainer's 1000 held-out questions
+    // (weakest family: "what color is the {shape}?", 0.72) and 0.817 on these
+    // 60. This guards the current level against regressions.
+    assert!(acc >= 0.8, "demo ViLT accuracy {acc}");
 }
 
 #[test]
