@@ -13,16 +13,15 @@
 //! (var of row means / K + var of column means / K).
 //!
 //! Budget and `evaluations` count *encoder passes*: K (m+1) + K (n+1).
-use super::finish;
+use super::{begin, finish};
 use crate::sampling::{random_subset, rng_from_seed};
 use crate::weights::Weights;
 use crate::{
-    CoalitionBatch, DualApproximator, DualEncoderGame, Error, InteractionEstimate, Players, Result,
+    CoalitionBatch, DualApproximator, DualEncoderGame, Error, InteractionEstimate, Result,
 };
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DualEncoder;
@@ -81,11 +80,7 @@ impl DualApproximator for DualEncoder {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let start = Instant::now();
-        let players = game.players();
-        let Players { image: m, text: n } = players;
-        let d = players.total();
-        players.require_cross_modal()?;
+        let (start, players, m, n, d) = begin(game.players())?;
         let k = budget / (m + n + 2);
         if k < 2 {
             return Err(Error::InvalidInput(format!(

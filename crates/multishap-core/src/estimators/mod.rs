@@ -11,6 +11,14 @@ use crate::{CoalitionBatch, InteractionEstimate, Players, Result};
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
 
+/// What every estimator reads first: the start of its wall clock, the players and their
+/// counts (m image, n text, d in all), after checking that both modalities have players.
+pub(crate) fn begin(players: Players) -> Result<(Instant, Players, usize, usize, usize)> {
+    let start = Instant::now();
+    players.require_cross_modal()?;
+    Ok((start, players, players.image, players.text, players.total()))
+}
+
 /// Dense f64 0/1 mask tensor `[B, d]` of a batch on `device`.
 pub(crate) fn masks(batch: &CoalitionBatch, device: &Device) -> Result<Tensor> {
     Ok(batch.to_mask_tensor(device, DType::F64)?)

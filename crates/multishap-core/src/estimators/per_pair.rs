@@ -4,14 +4,13 @@
 //! through random permutations of 0..=d-2, so that with K a multiple of d-1
 //! every size gets the same number of draws (the reference code's default,
 //! which takes one coalition per size).
-use super::{finish, mean_and_stderr};
+use super::{begin, finish, mean_and_stderr};
 use crate::eval::evaluate_all;
 use crate::sampling::{random_subset, rng_from_seed};
-use crate::{Approximator, CoalitionBatch, Error, Game, InteractionEstimate, Players, Result};
+use crate::{Approximator, CoalitionBatch, Error, Game, InteractionEstimate, Result};
 use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PerPair {
@@ -33,12 +32,8 @@ impl Approximator for PerPair {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let start = Instant::now();
-        let players = game.players();
-        let Players { image: m, text: n } = players;
-        let d = players.total();
+        let (start, players, m, n, d) = begin(game.players())?;
         let pairs = m * n;
-        players.require_cross_modal()?;
         let draws = budget / (4 * pairs);
         if draws == 0 {
             return Err(Error::InvalidInput(format!(

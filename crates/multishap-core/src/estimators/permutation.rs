@@ -7,15 +7,12 @@
 //! player of a uniform permutation), so each pair's estimate is the mean of
 //! its samples (pairs that were never adjacent get 0 with an unknown
 //! standard error).
-use super::{finish, vec_tensor};
+use super::{begin, finish, vec_tensor};
 use crate::eval::evaluate_all;
 use crate::sampling::rng_from_seed;
-use crate::{
-    Approximator, Coalition, CoalitionBatch, Error, Game, InteractionEstimate, Players, Result,
-};
+use crate::{Approximator, Coalition, CoalitionBatch, Error, Game, InteractionEstimate, Result};
 use candle_core::{DType, Tensor};
 use rand::seq::SliceRandom;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Permutation;
@@ -31,11 +28,7 @@ impl Approximator for Permutation {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let start = Instant::now();
-        let players = game.players();
-        let Players { image: m, text: n } = players;
-        let d = players.total();
-        players.require_cross_modal()?;
+        let (start, players, m, n, d) = begin(game.players())?;
         let mut rng = rng_from_seed(seed);
         let mut batch = CoalitionBatch::new(d);
         let (mut ia, mut ib, mut ic, mut id, mut pair) = (vec![], vec![], vec![], vec![], vec![]);

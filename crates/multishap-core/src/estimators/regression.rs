@@ -19,7 +19,7 @@
 //!
 //! All aggregation (features, Gram matrix, residuals, correction sums) is
 //! tensor arithmetic on the game's device; only the (p x p) solve is on the host.
-use super::{finish, masks, vec_tensor};
+use super::{begin, finish, masks, vec_tensor};
 use crate::eval::evaluate_all;
 use crate::linalg::solve_spd;
 use crate::sampling::{random_subset, rng_from_seed, Discrete};
@@ -28,7 +28,6 @@ use crate::{
     Approximator, Coalition, CoalitionBatch, Error, Game, InteractionEstimate, Players, Result,
 };
 use candle_core::{DType, Device, Tensor};
-use std::time::Instant;
 
 /// Rows per chunk when building features and Gram matrices.
 const CHUNK: usize = 4096;
@@ -328,11 +327,7 @@ impl Approximator for RegressionMc {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let start = Instant::now();
-        let players = game.players();
-        let Players { image: m, text: n } = players;
-        let d = players.total();
-        players.require_cross_modal()?;
+        let (start, players, m, n, d) = begin(game.players())?;
         let w = Weights::new(d);
         let plan = make_plan(&w, budget);
         if plan.enumerated.is_empty() && plan.units == 0 {

@@ -7,15 +7,14 @@
 //! contribution per player and draw. With `antithetic`, draws come in pairs
 //! (S, N \ S); with `stratified`, base sizes cycle through permutations of
 //! 0..=d.
-use super::{finish, masks, mean_and_stderr, vec_tensor};
+use super::{begin, finish, masks, mean_and_stderr, vec_tensor};
 use crate::eval::evaluate_all;
 use crate::sampling::{random_subset, rng_from_seed};
 use crate::weights::Weights;
-use crate::{Approximator, CoalitionBatch, Error, Game, InteractionEstimate, Players, Result};
+use crate::{Approximator, CoalitionBatch, Error, Game, InteractionEstimate, Result};
 use candle_core::{Device, Tensor, D};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shared {
@@ -54,11 +53,7 @@ impl Approximator for Shared {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let start = Instant::now();
-        let players = game.players();
-        let Players { image: m, text: n } = players;
-        let d = players.total();
-        players.require_cross_modal()?;
+        let (start, players, m, n, d) = begin(game.players())?;
         let per_draw = (m + 1) * (n + 1);
         let draws = budget / per_draw;
         if draws == 0 {
