@@ -19,31 +19,42 @@ fn files_in(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// `p` itself when it is a file, else the files `list` finds in folder `p`
+/// (an error naming `what` when there are none).
+fn expand(
+    p: &Path,
+    list: impl Fn(&Path) -> Result<Vec<PathBuf>>,
+    what: &str,
+) -> Result<Vec<PathBuf>> {
+    if p.is_dir() {
+        let found = list(p)?;
+        if found.is_empty() {
+            return Err(user(format!("{} holds no {what}", p.display())));
+        }
+        Ok(found)
+    } else if p.is_file() {
+        Ok(vec![p.to_path_buf()])
+    } else {
+        Err(user(format!("{}: no such file or folder", p.display())))
+    }
+}
+
 /// Files given, with folders expanded to their `results*.jsonl` (sorted), or
 /// to their `result.json` (an `explain` output folder).
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let results_in = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut found = files_in(dir, |f| {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("results") && name.ends_with(".jsonl")
+        })?;
+        if found.is_empty() && dir.join("result.json").is_file() {
+            found.push(dir.join("result.json"));
+        }
+        Ok(found)
+    };
     let mut files = Vec::new();
     for p in inputs {
-        if p.is_dir() {
-            let mut found = files_in(p, |f| {
-                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                name.starts_with("results") && name.ends_with(".jsonl")
-            })?;
-            if found.is_empty() && p.join("result.json").is_file() {
-                found.push(p.join("result.json"));
-            }
-            if found.is_empty() {
-                return Err(user(format!(
-                    "{} holds no results*.jsonl or result.json",
-                    p.display()
-                )));
-            }
-            files.extend(found);
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
-            return Err(user(format!("{}: no such file or folder", p.display())));
-        }
+        files.extend(expand(p, results_in, "results*.jsonl or result.json")?);
     }
     Ok(files)
 }
@@ -52,29 +63,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// folders, then those named by `--eval` (files, or folders holding them),
 /// each once, in that order (sorted within a folder).
 pub fn eval_inputs(inputs: &[PathBuf], explicit: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let in_folder = |dir: &PathBuf| files_in(dir, is_eval_report_name);
+    let evals_in = |dir: &Path| files_in(dir, is_eval_report_name);
     let mut files = Vec::new();
     for p in inputs.iter().filter(|p| p.is_dir()) {
-        files.extend(in_folder(p)?);
+        files.extend(evals_in(p)?);
     }
     for p in explicit {
-        if p.is_dir() {
-            let found = in_folder(p)?;
-            if found.is_empty() {
-                return Err(user(format!(
-                    "--eval {}: no eval-*.json in it",
-                    p.display()
-                )));
-            }
-            files.extend(found);
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
-            return Err(user(format!(
-                "--eval {}: no such file or folder",
-                p.display()
-            )));
-        }
+        files.extend(expand(p, evals_in, "eval-*.json").map_err(|e| e.context("--eval"))?);
     }
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
