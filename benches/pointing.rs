@@ -13,7 +13,9 @@
 //! of one shape of the scene, word = shape and word = colour, scored by cosine
 //! similarity. Prints one markdown row per model x estimator x budget.
 
-use multishap::core::{dual_estimator_by_name, estimator_by_name, Approximator, DualApproximator};
+use multishap::core::{
+    dual_estimator_by_name, estimator_by_name, Approximator, DualApproximator, InteractionEstimate,
+};
 use multishap::engine::config::AnswerTarget;
 use multishap::engine::{ClipRetrievalGame, EngineConfig, ViltVqaGame};
 use multishap::models::demo::pointing::{hit_rate, pointing_game, PatchBox, PointingOutcome};
@@ -52,6 +54,55 @@ struct Row {
     /// of patches with >= 10% shape pixels; a random patch ignores the SII sign).
     random: Vec<f64>,
     seconds: f64,
+}
+
+impl Row {
+    fn new(model: &'static str, estimator: &str, budget: usize) -> Self {
+        Self {
+            model,
+            estimator: estimator.to_string(),
+            budget,
+            outcomes: Vec::new(),
+            random: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+
+    /// Scores one query: where the top patch of `word`'s SII column lies, and
+    /// the random-patch baseline of the same shape.
+    fn score(
+        &mut self,
+        mask: &ShapeMask,
+        boxes: &[PatchBox],
+        e: &InteractionEstimate,
+        word: usize,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        self.random.push(random_patch_hit_share(mask, boxes, 0.1));
+        self.outcomes.push(pointing_game(
+            mask,
+            boxes,
+            &e.sii,
+            e.text_players,
+            word,
+            0.1,
+        )?);
+        Ok(())
+    }
+
+    /// Records the wall time since `start`, logs the hit rate and appends the row.
+    fn finish(mut self, start: Instant, rows: &mut Vec<Row>) {
+        self.seconds = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{:?}",
+            (
+                self.model,
+                &self.estimator,
+                self.budget,
+                hit_rate(&self.outcomes)
+            )
+        );
+        rows.push(self);
+    }
 }
 
 /// Share of `boxes` that the pointing game would count as on the shape.
@@ -116,8 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let est: Box<dyn Approximator> = estimator_by_name(name)?;
         for &budget in &budgets {
             let t = Instant::now();
-            let mut outcomes = Vec::new();
-            let mut random = Vec::new();
+            let mut row = Row::new("demo-vilt-vqa", name, budget);
             for (i, ex) in queries.iter().enumerate() {
                 let img = ex.rendered.image.clone().into();
                 let mut game = ViltVqaGame::with_ground_truth(
@@ -138,29 +188,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let b = boxes(&game.patch_boxes());
                 let e = est.approximate(&mut game, budget, i as u64)?;
-                random.push(random_patch_hit_share(&ex.rendered.masks[target], &b, 0.1));
-                outcomes.push(pointing_game(
-                    &ex.rendered.masks[target],
-                    &b,
-                    &e.sii,
-                    e.text_players,
-                    word,
-                    0.1,
-                )?);
+                row.score(&ex.rendered.masks[target], &b, &e, word)?;
             }
-            rows.push(Row {
-                model: "demo-vilt-vqa",
-                estimator: name.clone(),
-                budget,
-                outcomes,
-                random,
-                seconds: t.elapsed().as_secs_f64(),
-            });
-            eprintln!(
-                "{:?}",
-                rows.last()
-                    .map(|r| (r.model, &r.estimator, r.budget, hit_rate(&r.outcomes)))
-            );
+            row.finish(t, &mut rows);
         }
     }
 
@@ -179,8 +209,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in &names {
         for &budget in &budgets {
             let t = Instant::now();
-            let mut outcomes = Vec::new();
-            let mut random = Vec::new();
+            let mut row = Row::new("demo-clip", name, budget);
             for (i, ex) in cap.iter().enumerate() {
                 let img = ex.rendered.image.clone().into();
                 let text = shape_caption(&ex.scene, 0);
@@ -196,31 +225,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let s = &ex.scene.shapes[0];
                 for w in [s.kind.name(), s.colour.name()] {
                     if let Some(word) = tokens.iter().position(|t| t == w) {
-                        random.push(random_patch_hit_share(&ex.rendered.masks[0], &b, 0.1));
-                        outcomes.push(pointing_game(
-                            &ex.rendered.masks[0],
-                            &b,
-                            &e.sii,
-                            e.text_players,
-                            word,
-                            0.1,
-                        )?);
+                        row.score(&ex.rendered.masks[0], &b, &e, word)?;
                     }
                 }
             }
-            rows.push(Row {
-                model: "demo-clip",
-                estimator: name.clone(),
-                budget,
-                outcomes,
-                random,
-                seconds: t.elapsed().as_secs_f64(),
-            });
-            eprintln!(
-                "{:?}",
-                rows.last()
-                    .map(|r| (r.model, &r.estimator, r.budget, hit_rate(&r.outcomes)))
-            );
+            row.finish(t, &mut rows);
         }
     }
 

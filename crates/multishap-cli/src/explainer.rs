@@ -33,6 +33,19 @@ pub struct SampleInput<'a> {
     pub question_type: Option<&'a str>,
 }
 
+impl<'a> From<&'a crate::datasets::Sample> for SampleInput<'a> {
+    fn from(s: &'a crate::datasets::Sample) -> Self {
+        Self {
+            id: &s.id,
+            image: &s.image,
+            text: &s.text,
+            answers: &s.answers,
+            answer_type: s.answer_type.as_deref(),
+            question_type: s.question_type.as_deref(),
+        }
+    }
+}
+
 /// A loaded model plus the merged settings.
 pub struct Explainer {
     pub model: LoadedModel,

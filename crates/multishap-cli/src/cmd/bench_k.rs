@@ -116,14 +116,7 @@ pub fn run(a: &BenchKArgs) -> Result<BenchK> {
     let mut per_sample = Vec::new();
     let mut failed = Vec::new();
     for s in &samples {
-        let input = SampleInput {
-            id: &s.id,
-            image: &s.image,
-            text: &s.text,
-            answers: &s.answers,
-            answer_type: s.answer_type.as_deref(),
-            question_type: s.question_type.as_deref(),
-        };
+        let input = SampleInput::from(s);
         match bench_sample(&explainer, &input, &estimator, &ks, kmax, seeds) {
             Ok(rows) => per_sample.extend(rows),
             Err(e) => {

@@ -167,14 +167,7 @@ pub fn run(a: &RunArgs) -> Result<RunSummary> {
     let (mut done, mut failed) = (0, 0);
     let mut warned_nan = false;
     for s in &todo {
-        let input = SampleInput {
-            id: &s.id,
-            image: &s.image,
-            text: &s.text,
-            answers: &s.answers,
-            answer_type: s.answer_type.as_deref(),
-            question_type: s.question_type.as_deref(),
-        };
+        let input = SampleInput::from(s);
         let seed = sample_seed(explainer.settings.seed, &s.id);
         match explainer.explain(&input, seed) {
             Ok((record, _)) => {

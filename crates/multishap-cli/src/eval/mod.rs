@@ -239,14 +239,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<EvalOutput> {
     let mut evals = Vec::new();
     let mut failed = Vec::new();
     for s in &samples {
-        let input = SampleInput {
-            id: &s.id,
-            image: &s.image,
-            text: &s.text,
-            answers: &s.answers,
-            answer_type: s.answer_type.as_deref(),
-            question_type: s.question_type.as_deref(),
-        };
+        let input = SampleInput::from(s);
         let seed = sample_seed(explainer.settings.seed, &s.id);
         if !a.results.is_empty() && !records.contains_key(&s.id) {
             failed.push((s.id.clone(), "not in the --results files".to_string()));
