@@ -57,6 +57,18 @@ struct VqaBatch {
     answers: Vec<String>,
 }
 
+impl VqaBatch {
+    fn inputs(&self) -> ViltInputs<'_> {
+        ViltInputs {
+            input_ids: &self.ids,
+            attention_mask: &self.mask,
+            token_type_ids: &self.types,
+            pixel_values: &self.pixels,
+            pixel_mask: &self.pixel_mask,
+        }
+    }
+}
+
 fn vqa_batch(m: &LoadedModel, size: u32, n: usize) -> VqaBatch {
     let AnyImageProcessor::Vilt(proc) = &m.image_processor else {
         panic!("not a ViLT processor")
@@ -101,13 +113,7 @@ fn shipped_vilt_vqa_answers_heldout_questions() {
         panic!("demo-vilt-vqa is not a ViLT VQA model")
     };
     let b = vqa_batch(&m, image_size(&dir), 60);
-    let inputs = ViltInputs {
-        input_ids: &b.ids,
-        attention_mask: &b.mask,
-        token_type_ids: &b.types,
-        pixel_values: &b.pixels,
-        pixel_mask: &b.pixel_mask,
-    };
+    let inputs = b.inputs();
     let pred = model
         .forward(&inputs)
         .unwrap()
@@ -140,13 +146,7 @@ fn training_twin_matches_the_inference_vilt() {
         panic!("not ViLT VQA")
     };
     let b = vqa_batch(&m, image_size(&dir), 8);
-    let inputs = ViltInputs {
-        input_ids: &b.ids,
-        attention_mask: &b.mask,
-        token_type_ids: &b.types,
-        pixel_values: &b.pixels,
-        pixel_mask: &b.pixel_mask,
-    };
+    let inputs = b.inputs();
     let a = model.forward(&inputs).unwrap();
     let twin = load_vilt_twin(&dir).unwrap();
     let t = twin.forward(&b.ids, &b.mask, &b.types, &b.pixels).unwrap();
