@@ -6,26 +6,12 @@ use multishap::core::{Coalition, CoalitionBatch, DualEncoderGame, Game};
 use multishap::engine::{
     BatchConfig, ClipRetrievalGame, EngineConfig, TextMaskMode, ViltItmGame, ViltVqaGame, VqaScore,
 };
-use multishap::models::loading::{AnyImageProcessor, AnyModel, LoadedModel, ModelSource};
+use multishap::models::loading::{AnyImageProcessor, AnyModel, LoadedModel};
 use multishap::models::vilt::ViltInputs;
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
 
-fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(p)
-}
-
-fn load(name: &str) -> LoadedModel {
-    let src = ModelSource::Local(fixture(&format!("checkpoints/{name}")));
-    multishap::models::load(&src, &Device::Cpu, DType::F32).expect("fixture model loads")
-}
-
-fn image(name: &str) -> multishap::engine::DynamicImage {
-    multishap::models::preprocess::load_image(&fixture(&format!("images/{name}")))
-        .expect("fixture image")
-}
+mod common;
+use common::{image, load};
 
 fn random_batch(d: usize, n: usize, seed: u64) -> CoalitionBatch {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -1,28 +1,13 @@
 //! Faithfulness measures (multishap_core::faithfulness) against values
 //! computed by hand: closed forms on a Moebius game too large to enumerate,
 //! and single-coalition model calls on the tiny ViLT / CLIP fixture games.
-use candle_core::{DType, Device};
+use candle_core::DType;
 use multishap::core::faithfulness as fm;
 use multishap::core::{Coalition, CoalitionBatch, Game, MoebiusGame, Players};
 use multishap::engine::{ClipRetrievalGame, EngineConfig, GridSize, ViltVqaGame};
-use multishap::models::loading::{LoadedModel, ModelSource};
-use std::path::PathBuf;
 
-fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(p)
-}
-
-fn load(name: &str) -> LoadedModel {
-    let src = ModelSource::Local(fixture(&format!("checkpoints/{name}")));
-    multishap::models::load(&src, &Device::Cpu, DType::F32).expect("fixture model loads")
-}
-
-fn image(name: &str) -> multishap::engine::DynamicImage {
-    multishap::models::preprocess::load_image(&fixture(&format!("images/{name}")))
-        .expect("fixture image")
-}
+mod common;
+use common::{image, load};
 
 fn value(game: &mut dyn Game, c: &Coalition) -> f64 {
     let mut b = CoalitionBatch::new(c.num_players());
