@@ -10,6 +10,50 @@ use multishap_models::preprocess::{load_image, vilt_pad_batch};
 use multishap_models::vilt::ViltInputs;
 use multishap_models::{load_with, AnyImageProcessor, AnyModel, LoadOptions, ModelSource};
 
+/// The reference inputs transformers saw for one case, as candle tensors.
+struct ViltReference {
+    ids_np: Npy,
+    pm_np: Npy,
+    ids: Tensor,
+    am: Tensor,
+    tt: Tensor,
+    pm: Tensor,
+    pv: Tensor,
+}
+
+impl ViltReference {
+    fn load(name: &str) -> Self {
+        let (r, c) = (reference(name), case(name));
+        let ids_np = npy(&r, "input_ids.npy");
+        let pm_np = npy(&r, "pixel_mask.npy");
+        let pv = normalise_u8(
+            &npy(&r, "pixels_u8.npy"),
+            triple(&c["image_mean"]),
+            triple(&c["image_std"]),
+            Some(&pm_np.u32()),
+        );
+        Self {
+            ids: ids_np.tensor_u32(),
+            am: npy(&r, "attention_mask.npy").tensor_u32(),
+            tt: npy(&r, "token_type_ids.npy").tensor_u32(),
+            pm: pm_np.tensor_u32(),
+            pv,
+            ids_np,
+            pm_np,
+        }
+    }
+
+    fn inputs(&self) -> ViltInputs<'_> {
+        ViltInputs {
+            input_ids: &self.ids,
+            attention_mask: &self.am,
+            token_type_ids: &self.tt,
+            pixel_values: &self.pv,
+            pixel_mask: &self.pm,
+        }
+    }
+}
+
 fn run_case(name: &str, cache: &std::path::Path) {
     let opts = LoadOptions {
         cache_dir: Some(cache.to_path_buf()),
@@ -23,18 +67,8 @@ fn run_case(name: &str, cache: &std::path::Path) {
     .unwrap();
     let r = reference(name);
     let c = case(name);
-    let ids_np = npy(&r, "input_ids.npy");
-    let ids = ids_np.tensor_u32();
-    let am = npy(&r, "attention_mask.npy").tensor_u32();
-    let tt = npy(&r, "token_type_ids.npy").tensor_u32();
-    let pm_np = npy(&r, "pixel_mask.npy");
-    let pm = pm_np.tensor_u32();
-    let pv = normalise_u8(
-        &npy(&r, "pixels_u8.npy"),
-        triple(&c["image_mean"]),
-        triple(&c["image_std"]),
-        Some(&pm_np.u32()),
-    );
+    let refs = ViltReference::load(name);
+    let ids_np = &refs.ids_np;
 
     // Tokenizer: same ids as transformers (padding aside).
     let l = ids_np.shape[1];
@@ -73,20 +107,14 @@ fn run_case(name: &str, cache: &std::path::Path) {
             })
             .collect();
         let (opv, opm) = vilt_pad_batch(&items).unwrap();
-        assert_close(&format!("{name} pixel_values"), &opv, &pv, 1e-5);
+        assert_close(&format!("{name} pixel_values"), &opv, &refs.pv, 1e-5);
         assert_eq!(
             opm.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
-            pm_np.u32()
+            refs.pm_np.u32()
         );
     }
 
-    let inputs = ViltInputs {
-        input_ids: &ids,
-        attention_mask: &am,
-        token_type_ids: &tt,
-        pixel_values: &pv,
-        pixel_mask: &pm,
-    };
+    let inputs = refs.inputs();
     let (vilt, logits) = match &loaded.model {
         AnyModel::ViltVqa(m) => (m.vilt(), m.forward(&inputs).unwrap()),
         AnyModel::ViltRetrieval(m) => (m.vilt(), m.forward(&inputs).unwrap().unsqueeze(1).unwrap()),
@@ -167,25 +195,8 @@ fn vilt_pytorch_bin_is_converted_once_and_matches_transformers() {
 fn vilt_runs_in_f16_close_to_f32() {
     let name = "vilt-vqa-tiny";
     let r = reference(name);
-    let c = case(name);
-    let pm_np = npy(&r, "pixel_mask.npy");
-    let pm = pm_np.tensor_u32();
-    let pv = normalise_u8(
-        &npy(&r, "pixels_u8.npy"),
-        triple(&c["image_mean"]),
-        triple(&c["image_std"]),
-        Some(&pm_np.u32()),
-    );
-    let ids = npy(&r, "input_ids.npy").tensor_u32();
-    let am = npy(&r, "attention_mask.npy").tensor_u32();
-    let tt = npy(&r, "token_type_ids.npy").tensor_u32();
-    let inputs = ViltInputs {
-        input_ids: &ids,
-        attention_mask: &am,
-        token_type_ids: &tt,
-        pixel_values: &pv,
-        pixel_mask: &pm,
-    };
+    let refs = ViltReference::load(name);
+    let inputs = refs.inputs();
     let m = multishap_models::load(
         &ModelSource::Local(checkpoint(name)),
         &Device::Cpu,
