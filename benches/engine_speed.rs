@@ -52,6 +52,13 @@ fn time_it(mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// Keep freed memory for reuse, as the `multishap` binary does
+/// (`MULTISHAP_DEFAULT_MALLOC=1` measures glibc's defaults); prints which.
+fn tune_allocator() {
+    let t = multishap::models::cpu_alloc::keep_freed_memory_for_reuse();
+    println!("allocator: {t:?}");
+}
+
 fn threads() -> usize {
     candle_core::utils::get_num_threads()
 }
@@ -89,6 +96,7 @@ fn ids(b: usize, l: usize, lo: u32, hi: u32, first: u32, last: u32, seed: u64) -
 #[test]
 #[ignore]
 fn forward_throughput() {
+    tune_allocator();
     let dev = Device::Cpu;
     let models: Vec<String> = std::env::var("MULTISHAP_BENCH_MODELS")
         .unwrap_or_else(|_| "clip_image,clip_text,vilt_vqa".into())
@@ -202,6 +210,7 @@ fn vilt_encoding(n: usize) -> Encoding {
 #[test]
 #[ignore]
 fn vilt_explain_cost() {
+    tune_allocator();
     let dev = Device::Cpu;
     let vilt = random_vilt_b32_vqa(0, &dev).unwrap();
     let n_tokens = VILT_TEXT_LEN - 2;
@@ -261,6 +270,7 @@ fn vilt_explain_cost() {
 #[test]
 #[ignore]
 fn clip_explain_cost() {
+    tune_allocator();
     let dev = Device::Cpu;
     let clip = random_clip_b32(0, &dev).unwrap();
     let n = CLIP_TEXT_LEN - 2;

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod clip;
+pub mod cpu_alloc;
 pub mod demo;
 pub mod error;
 pub mod layers;
