@@ -7,6 +7,8 @@
 //! POINTING_SAMPLES=20 POINTING_BUDGETS=512,2048 \
 //!   POINTING_ESTIMATORS=shared-stratified,regression-mc,permutation cargo bench --bench pointing
 //! ```
+//! `POINTING_MODELS=DIR` takes the demo folders from DIR instead of `models/`
+//! (to score a candidate before shipping it), `POINTING_ONLY=vilt|clip` one model.
 //! Held-out scenes (a seed the trainer never used). ViLT: "what color is the
 //! {shape}?" (word = shape) and "what shape is {colour}?" (word = colour),
 //! scored on the ground-truth answer's logit. CLIP: caption "a {colour} {shape}"
@@ -122,6 +124,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    multishap::models::cpu_alloc::keep_freed_memory_for_reuse();
     let samples: usize = env_or("POINTING_SAMPLES", "20").parse()?;
     let budgets: Vec<usize> = env_or("POINTING_BUDGETS", "512,2048")
         .split(',')
@@ -135,7 +138,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map(|s| s.trim().to_string())
     .collect();
     let dual = env_or("POINTING_DUAL", "dual-encoder");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let root = std::env::var_os("POINTING_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let only = env_or("POINTING_ONLY", "");
     let dev = candle_core::Device::Cpu;
     let scfg = SceneConfig {
         image_size: 96,
@@ -144,92 +150,96 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows: Vec<Row> = Vec::new();
 
     // ViLT VQA.
-    let vilt = load(
-        &ModelSource::Local(root.join("demo-vilt-vqa")),
-        &dev,
-        candle_core::DType::F32,
-    )?;
-    let mut cfg = EngineConfig::default();
-    cfg.scorer.target = AnswerTarget::GroundTruth;
-    let mut queries = Vec::new();
-    let mut k = 0u64;
-    while queries.len() < samples {
-        let ex = vqa_example(EVAL_SEED ^ STREAM, k, &scfg);
-        k += 1;
-        if matches!(
-            ex.question.kind,
-            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-        ) {
-            queries.push(ex);
-        }
-    }
-    for name in &estimators {
-        let est: Box<dyn Approximator> = estimator_by_name(name)?;
-        for &budget in &budgets {
-            let t = Instant::now();
-            let mut row = Row::new("demo-vilt-vqa", name, budget);
-            for (i, ex) in queries.iter().enumerate() {
-                let img = ex.rendered.image.clone().into();
-                let mut game = ViltVqaGame::with_ground_truth(
-                    &vilt,
-                    &img,
-                    &ex.question.text,
-                    Some(&ex.question.answer),
-                    &cfg,
-                )?;
-                let tokens = game.tokens();
-                let word = ex
-                    .question
-                    .key_word
-                    .as_deref()
-                    .and_then(|w| tokens.iter().position(|t| t == w));
-                let (Some(word), Some(target)) = (word, ex.question.target) else {
-                    continue;
-                };
-                let b = boxes(&game.patch_boxes());
-                let e = est.approximate(&mut game, budget, i as u64)?;
-                row.score(&ex.rendered.masks[target], &b, &e, word)?;
+    if only != "clip" {
+        let vilt = load(
+            &ModelSource::Local(root.join("demo-vilt-vqa")),
+            &dev,
+            candle_core::DType::F32,
+        )?;
+        let mut cfg = EngineConfig::default();
+        cfg.scorer.target = AnswerTarget::GroundTruth;
+        let mut queries = Vec::new();
+        let mut k = 0u64;
+        while queries.len() < samples {
+            let ex = vqa_example(EVAL_SEED ^ STREAM, k, &scfg);
+            k += 1;
+            if matches!(
+                ex.question.kind,
+                QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+            ) {
+                queries.push(ex);
             }
-            row.finish(t, &mut rows);
+        }
+        for name in &estimators {
+            let est: Box<dyn Approximator> = estimator_by_name(name)?;
+            for &budget in &budgets {
+                let t = Instant::now();
+                let mut row = Row::new("demo-vilt-vqa", name, budget);
+                for (i, ex) in queries.iter().enumerate() {
+                    let img = ex.rendered.image.clone().into();
+                    let mut game = ViltVqaGame::with_ground_truth(
+                        &vilt,
+                        &img,
+                        &ex.question.text,
+                        Some(&ex.question.answer),
+                        &cfg,
+                    )?;
+                    let tokens = game.tokens();
+                    let word = ex
+                        .question
+                        .key_word
+                        .as_deref()
+                        .and_then(|w| tokens.iter().position(|t| t == w));
+                    let (Some(word), Some(target)) = (word, ex.question.target) else {
+                        continue;
+                    };
+                    let b = boxes(&game.patch_boxes());
+                    let e = est.approximate(&mut game, budget, i as u64)?;
+                    row.score(&ex.rendered.masks[target], &b, &e, word)?;
+                }
+                row.finish(t, &mut rows);
+            }
         }
     }
 
     // CLIP retrieval (dual-encoder estimator plus the general ones).
-    let clip = load(
-        &ModelSource::Local(root.join("demo-clip")),
-        &dev,
-        candle_core::DType::F32,
-    )?;
-    let ccfg = EngineConfig::default();
-    let cap: Vec<_> = (0..samples as u64)
-        .map(|k| caption_example(EVAL_SEED ^ STREAM, k, &scfg))
-        .collect();
-    let mut names: Vec<String> = vec![dual.clone()];
-    names.extend(estimators.iter().cloned());
-    for name in &names {
-        for &budget in &budgets {
-            let t = Instant::now();
-            let mut row = Row::new("demo-clip", name, budget);
-            for (i, ex) in cap.iter().enumerate() {
-                let img = ex.rendered.image.clone().into();
-                let text = shape_caption(&ex.scene, 0);
-                let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
-                let tokens = game.tokens();
-                let b = boxes(&game.patch_boxes());
-                let e = if *name == dual {
-                    let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
-                    d.approximate_dual(&mut game, budget, i as u64)?
-                } else {
-                    estimator_by_name(name)?.approximate(&mut game, budget, i as u64)?
-                };
-                let s = &ex.scene.shapes[0];
-                for w in [s.kind.name(), s.colour.name()] {
-                    if let Some(word) = tokens.iter().position(|t| t == w) {
-                        row.score(&ex.rendered.masks[0], &b, &e, word)?;
+    if only != "vilt" {
+        let clip = load(
+            &ModelSource::Local(root.join("demo-clip")),
+            &dev,
+            candle_core::DType::F32,
+        )?;
+        let ccfg = EngineConfig::default();
+        let cap: Vec<_> = (0..samples as u64)
+            .map(|k| caption_example(EVAL_SEED ^ STREAM, k, &scfg))
+            .collect();
+        let mut names: Vec<String> = vec![dual.clone()];
+        names.extend(estimators.iter().cloned());
+        for name in &names {
+            for &budget in &budgets {
+                let t = Instant::now();
+                let mut row = Row::new("demo-clip", name, budget);
+                for (i, ex) in cap.iter().enumerate() {
+                    let img = ex.rendered.image.clone().into();
+                    let text = shape_caption(&ex.scene, 0);
+                    let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
+                    let tokens = game.tokens();
+                    let b = boxes(&game.patch_boxes());
+                    let e = if *name == dual {
+                        let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
+                        d.approximate_dual(&mut game, budget, i as u64)?
+                    } else {
+                        estimator_by_name(name)?.approximate(&mut game, budget, i as u64)?
+                    };
+                    let s = &ex.scene.shapes[0];
+                    for w in [s.kind.name(), s.colour.name()] {
+                        if let Some(word) = tokens.iter().position(|t| t == w) {
+                            row.score(&ex.rendered.masks[0], &b, &e, word)?;
+                        }
                     }
                 }
+                row.finish(t, &mut rows);
             }
-            row.finish(t, &mut rows);
         }
     }
 

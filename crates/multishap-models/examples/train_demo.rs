@@ -5,7 +5,8 @@
 //!     [--out models] [--seed 20260601] [--only vilt|clip] [--vilt-steps N] [--clip-steps N] [--batch N] [--vilt-lr X] [--clip-lr X]
 //!     [--init-vilt-from-clip DIR] [--vilt-warmup-frac X]
 //!     [--vilt-hidden N] [--vilt-intermediate N] [--vilt-layers N] [--vilt-heads N] [--vilt-patch N]
-//!     [--vilt-aux X] [--clip-aux X] [--question-weights C,S,E,N] [--word-mask-prob X]
+//!     [--vilt-aux X] [--vilt-ground X] [--vilt-aux-layer I] [--vilt-ground-layer I]
+//!     [--clip-aux X] [--question-weights C,S,E,N] [--word-mask-prob X]
 //!     [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, one thread
@@ -13,7 +14,10 @@
 //! (`--clip-aux 1`); ViLT 4500 steps at lr 2e-3 from scratch with the per-patch
 //! auxiliary loss (`--vilt-aux 1`), uniform question families. The auxiliary
 //! heads (per-patch shape kind / colour, `--vilt-content`: which colour-kind
-//! pairs the scene holds) are training-only and never saved. `--log-every`
+//! pairs the scene holds, `--vilt-ground`: is this patch on a shape the question
+//! refers to) are training-only and never saved; `--vilt-aux-layer` /
+//! `--vilt-ground-layer` put a head on the states after that (0-based) layer
+//! instead of the final ones. `--log-every`
 //! only changes how often held-out accuracy is printed, not the weights.
 //! `--init-vilt-from-clip DIR` starts ViLT's patch embedding, position
 //! embeddings and encoder layers from a CLIP folder's vision tower.
@@ -28,6 +32,8 @@ use multishap_models::demo::train::{
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Same weights either way; ~25% less wall time (no page-fault churn).
+    multishap_models::cpu_alloc::keep_freed_memory_for_reuse();
     let mut out = PathBuf::from("models");
     let mut seed: u64 = 20260601;
     let mut only: Option<String> = None;
@@ -40,6 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut vspec = ViltDemoSpec::default();
     let mut vilt_warmup_frac = 0.03f64;
     let mut vilt_aux = 1.0f64;
+    let mut vilt_ground = 0.0f64;
+    let mut vilt_aux_layer: Option<usize> = None;
+    let mut vilt_ground_layer: Option<usize> = None;
     let mut clip_aux = 1.0f64;
     let mut question_weights = [1.0f64; 4];
     let mut word_mask_prob = 0.0f64;
@@ -84,6 +93,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--vilt-sincos-pos" => sincos = val()?.parse()?,
             "--vilt-content" => content_weight = val()?.parse()?,
             "--vilt-aux" => vilt_aux = val()?.parse()?,
+            "--vilt-ground" => vilt_ground = val()?.parse()?,
+            "--vilt-aux-layer" => vilt_aux_layer = Some(val()?.parse()?),
+            "--vilt-ground-layer" => vilt_ground_layer = Some(val()?.parse()?),
             "--clip-aux" => clip_aux = val()?.parse()?,
             "--word-mask-prob" => word_mask_prob = val()?.parse()?,
             "--question-weights" => {
@@ -112,6 +124,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         word_mask_prob: 0.0,
         content_weight: 0.0,
         sincos_pos_scale: 0.0,
+        ground_weight: 0.0,
+        aux_layer: None,
+        ground_layer: None,
     };
     if only.as_deref() != Some("vilt") {
         let spec = ClipDemoSpec::default();
@@ -145,6 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             word_mask_prob,
             content_weight,
             sincos_pos_scale: sincos,
+            ground_weight: vilt_ground,
+            aux_layer: vilt_aux_layer,
+            ground_layer: vilt_ground_layer,
             ..base
         };
         let dir = out.join("demo-vilt-vqa");

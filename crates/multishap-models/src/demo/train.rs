@@ -24,6 +24,7 @@ use super::hf_files::{
 };
 use super::questions::{
     answer_labels, caption, content_key, generate_question, generate_question_weighted, Question,
+    QuestionKind,
 };
 use super::rng::DemoRng;
 use super::scene::{Colour, RenderedScene, Scene, SceneConfig, ShapeKind};
@@ -242,15 +243,13 @@ pub const AUX_COLOURS: usize = 1 + Colour::ALL.len();
 /// Prefix of the training-only auxiliary head's parameters (never saved).
 pub const AUX_PREFIX: &str = "aux_patch_head";
 
-/// Per-patch targets of the auxiliary head, raster order: the kind (0 = none,
-/// 1 + index in `ShapeKind::ALL`) and colour (0 = none, 1 + index in
-/// `Colour::ALL`) of the shape covering most of the patch, when it covers at
-/// least 10% of it (the pointing game's hit threshold).
-pub fn patch_targets(scene: &Scene, rendered: &RenderedScene, patch: u32) -> (Vec<u32>, Vec<u32>) {
+/// Per patch, raster order: the index into `Scene::shapes` of the shape
+/// covering most of the patch, when it covers at least 10% of it (the pointing
+/// game's hit threshold); `None` for background patches.
+pub fn patch_owners(scene: &Scene, rendered: &RenderedScene, patch: u32) -> Vec<Option<usize>> {
     let g = scene.image_size / patch;
-    let min_area = (patch * patch) as usize / 10;
-    let mut kinds = Vec::with_capacity((g * g) as usize);
-    let mut colours = Vec::with_capacity((g * g) as usize);
+    let min_area = ((patch * patch) as usize / 10).max(1);
+    let mut owners = Vec::with_capacity((g * g) as usize);
     for r in 0..g {
         for c in 0..g {
             let (x0, y0) = (c * patch, r * patch);
@@ -260,27 +259,61 @@ pub fn patch_targets(scene: &Scene, rendered: &RenderedScene, patch: u32) -> (Ve
                 .enumerate()
                 .map(|(i, m)| (m.area_in_box(x0, y0, x0 + patch, y0 + patch), i))
                 .max();
-            match best {
-                Some((a, i)) if a >= min_area.max(1) => {
-                    let s = &scene.shapes[i];
-                    kinds.push(
-                        1 + ShapeKind::ALL
-                            .iter()
-                            .position(|k| *k == s.kind)
-                            .unwrap_or(0) as u32,
-                    );
-                    colours.push(
-                        1 + Colour::ALL.iter().position(|k| *k == s.colour).unwrap_or(0) as u32,
-                    );
-                }
-                _ => {
-                    kinds.push(0);
-                    colours.push(0);
-                }
-            }
+            owners.push(match best {
+                Some((a, i)) if a >= min_area => Some(i),
+                _ => None,
+            });
         }
     }
-    (kinds, colours)
+    owners
+}
+
+/// Per-patch targets of the auxiliary head, raster order: the kind (0 = none,
+/// 1 + index in `ShapeKind::ALL`) and colour (0 = none, 1 + index in
+/// `Colour::ALL`) of the patch's owner ([`patch_owners`]).
+pub fn patch_targets(scene: &Scene, rendered: &RenderedScene, patch: u32) -> (Vec<u32>, Vec<u32>) {
+    patch_owners(scene, rendered, patch)
+        .into_iter()
+        .map(|owner| match owner {
+            Some(i) => {
+                let s = &scene.shapes[i];
+                let kind = ShapeKind::ALL.iter().position(|k| *k == s.kind);
+                let colour = Colour::ALL.iter().position(|k| *k == s.colour);
+                (1 + kind.unwrap_or(0) as u32, 1 + colour.unwrap_or(0) as u32)
+            }
+            None => (0, 0),
+        })
+        .unzip()
+}
+
+/// The shapes a question refers to: the one shape of a colour-of / shape-of
+/// question, every shape matching an "is there" question (none for "no"),
+/// every shape for "how many".
+pub fn referenced_shapes(scene: &Scene, question: &Question) -> Vec<usize> {
+    let refers = |s: &super::scene::Shape| match question.kind {
+        QuestionKind::ColourOf(k) => s.kind == k,
+        QuestionKind::ShapeOf(c) => s.colour == c,
+        QuestionKind::Exists(c, k) => s.colour == c && s.kind == k,
+        QuestionKind::Count => true,
+    };
+    (0..scene.shapes.len())
+        .filter(|&i| refers(&scene.shapes[i]))
+        .collect()
+}
+
+/// Per-patch grounding targets, raster order: 1 where the patch's owner
+/// ([`patch_owners`]) is a shape the question refers to ([`referenced_shapes`]).
+pub fn grounding_targets(
+    scene: &Scene,
+    rendered: &RenderedScene,
+    question: &Question,
+    patch: u32,
+) -> Vec<f32> {
+    let referenced = referenced_shapes(scene, question);
+    patch_owners(scene, rendered, patch)
+        .into_iter()
+        .map(|o| f32::from(u8::from(o.is_some_and(|i| referenced.contains(&i)))))
+        .collect()
 }
 
 /// Training-only linear head on patch-token states predicting the per-patch
@@ -487,6 +520,15 @@ pub struct TrainConfig {
     /// Scale of a 2-D sine-cosine initialisation of ViLT's image position
     /// embeddings (0 = the usual random init); still trained afterwards.
     pub sincos_pos_scale: f64,
+    /// Weight of the training-only per-patch grounding loss on ViLT's patch
+    /// tokens: "is this patch on a shape the question refers to?"
+    /// ([`grounding_targets`], binary cross-entropy; 0 = off).
+    pub ground_weight: f64,
+    /// ViLT: the layer (0-based) whose image-token states feed the per-patch
+    /// kind / colour head and the grounding head; `None` = the final,
+    /// layer-normed states (the shipped setting for the kind / colour head).
+    pub aux_layer: Option<usize>,
+    pub ground_layer: Option<usize>,
 }
 
 impl TrainConfig {
@@ -812,6 +854,12 @@ pub fn train_vilt_from(
         true,
         seeded_var_builder(&aux_map, tc.seed ^ 0xA0C6, &dev).pp("aux_content_head"),
     )?;
+    let ground_head = super::twin::TwinLinear::new(
+        spec.hidden_size,
+        1,
+        true,
+        seeded_var_builder(&aux_map, tc.seed ^ 0xA0C7, &dev).pp("aux_ground_head"),
+    )?;
     let mut opt = adamw(&[&map, &aux_map], tc)?;
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
     let protected = protected_word_ids(&mut tok)?;
@@ -821,6 +869,7 @@ pub fn train_vilt_from(
     let start = Instant::now();
     let mut running = 0.0;
     let mut running_aux = 0.0;
+    let mut running_ground = 0.0;
     let mut last = 0.0;
     for step in 0..tc.steps {
         let base = (step * tc.batch_size) as u64;
@@ -848,9 +897,19 @@ pub fn train_vilt_from(
         } else {
             ids
         };
-        let (logits, image_states) = model.forward_with_patches(&ids, &mask, &types, &pix)?;
-        let n_patches = image_states.dim(1)? - 1;
-        let patch_states = image_states.narrow(1, 1, n_patches)?;
+        let (logits, layer_states) = model.forward_with_layers(&ids, &mask, &types, &pix)?;
+        let image_states = layer_states
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("model without layers".into()))?;
+        let patches_of = |layer: Option<usize>| -> DemoResult<Tensor> {
+            let states = match layer {
+                Some(i) => layer_states.get(i).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("no layer {i} (0-based) to supervise"))
+                })?,
+                None => image_states,
+            };
+            Ok(states.narrow(1, 1, states.dim(1)? - 1)?)
+        };
         let mut loss = cross_entropy(&logits, &targets)?;
         if tc.content_weight > 0.0 {
             let t = content_targets(ex.iter().map(|e| &e.scene), &dev)?;
@@ -861,9 +920,25 @@ pub fn train_vilt_from(
         if tc.aux_weight > 0.0 {
             let (kinds, colours) =
                 batch_patch_targets(ex.iter().map(|e| (&e.scene, &e.rendered)), spec.patch_size);
-            let (kind_loss, colour_loss) = aux.loss(&patch_states, &kinds, &colours)?;
+            let (kind_loss, colour_loss) =
+                aux.loss(&patches_of(tc.aux_layer)?, &kinds, &colours)?;
             running_aux += kind_loss.to_scalar::<f32>()? as f64;
             loss = (loss + ((kind_loss + colour_loss)? * tc.aux_weight)?)?;
+        }
+        if tc.ground_weight > 0.0 {
+            let patch_states = patches_of(tc.ground_layer)?;
+            let t: Vec<f32> = ex
+                .iter()
+                .flat_map(|e| {
+                    grounding_targets(&e.scene, &e.rendered, &e.question, spec.patch_size as u32)
+                })
+                .collect();
+            let (b, n, h) = patch_states.dims3()?;
+            let t = Tensor::from_vec(t, (b * n, 1), &dev)?;
+            let y = ground_head.forward(&patch_states.reshape((b * n, h))?)?;
+            let l = bce_with_logits(&y, &t)?;
+            running_ground += l.to_scalar::<f32>()? as f64;
+            loss = (loss + (l * tc.ground_weight)?)?;
         }
         opt.set_learning_rate(tc.lr_at(step));
         opt.backward_step(&loss)?;
@@ -873,10 +948,11 @@ pub fn train_vilt_from(
         if tc.log_every > 0 && (step + 1) % tc.log_every == 0 {
             let (acc, fam) = eval_vilt_twin_by_family(&model, spec, 256, &dev)?;
             eprintln!(
-                "vilt step {:5} loss {:.4} aux-kind {:.4} lr {:.2e} heldout-acc(256) {:.3} colour/shape/exists/count {:.2?} {:.0}s",
+                "vilt step {:5} loss {:.4} aux-kind {:.4} ground {:.4} lr {:.2e} heldout-acc(256) {:.3} colour/shape/exists/count {:.2?} {:.0}s",
                 step + 1,
                 running / tc.log_every as f64,
                 running_aux / tc.log_every as f64,
+                running_ground / tc.log_every as f64,
                 tc.lr_at(step),
                 acc,
                 fam,
@@ -884,6 +960,7 @@ pub fn train_vilt_from(
             );
             running = 0.0;
             running_aux = 0.0;
+            running_ground = 0.0;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -1113,6 +1190,35 @@ mod tests {
     }
 
     #[test]
+    fn grounding_targets_mark_the_referenced_shapes_patches() {
+        let cfg = scene_cfg(96);
+        let mut seen_positive = 0;
+        for index in 0..40 {
+            let ex = vqa_example(11, index, &cfg);
+            let owners = patch_owners(&ex.scene, &ex.rendered, 16);
+            let t = grounding_targets(&ex.scene, &ex.rendered, &ex.question, 16);
+            assert_eq!(t.len(), 36);
+            let referenced = referenced_shapes(&ex.scene, &ex.question);
+            match ex.question.kind {
+                QuestionKind::Count => assert_eq!(referenced.len(), ex.scene.shapes.len()),
+                QuestionKind::Exists(..) if ex.question.answer == "no" => {
+                    assert!(referenced.is_empty())
+                }
+                _ => assert!(!referenced.is_empty()),
+            }
+            if let Some(target) = ex.question.target {
+                assert!(referenced.contains(&target));
+            }
+            for (p, (&v, o)) in t.iter().zip(&owners).enumerate() {
+                let on_referenced = o.is_some_and(|i| referenced.contains(&i));
+                assert_eq!(v == 1.0, on_referenced, "patch {p}");
+                seen_positive += usize::from(v == 1.0);
+            }
+        }
+        assert!(seen_positive > 0);
+    }
+
+    #[test]
     fn weighted_questions_follow_the_weights() {
         let cfg = scene_cfg(96);
         let mut count = 0;
@@ -1171,6 +1277,9 @@ mod tests {
             word_mask_prob: 0.5,
             content_weight: 1.0,
             sincos_pos_scale: 0.5,
+            ground_weight: 1.0,
+            aux_layer: Some(0),
+            ground_layer: None,
         };
         let r = train_vilt(&spec, &tc, dir.path()).unwrap();
         assert!(r.final_loss.is_finite());

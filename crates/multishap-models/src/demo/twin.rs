@@ -313,6 +313,25 @@ impl ViltVqaTwin {
         token_type_ids: &Tensor,
         pixel_values: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
+        let (logits, mut states) =
+            self.forward_with_layers(input_ids, attention_mask, token_type_ids, pixel_values)?;
+        let last = states
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("no layers".into()))?;
+        Ok((logits, last))
+    }
+
+    /// [`Self::forward`] plus the image tokens' states `[B, 1 + grid^2, hidden]`
+    /// after every layer: entry `i < layers - 1` is the residual stream after
+    /// layer `i`, the last entry the final-layer, layer-normed states of
+    /// [`Self::forward_with_patches`].
+    pub fn forward_with_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: &Tensor,
+        pixel_values: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         let (b, l) = input_ids.dims2()?;
         let h = self.word.dim(1)?;
         let (_, _, hh, ww) = pixel_values.dims4()?;
@@ -350,8 +369,12 @@ impl ViltVqaTwin {
             &[attention_mask.to_dtype(DType::F32)?, ones],
             1,
         )?)?;
-        for layer in &self.layers {
+        let mut per_layer = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
             xs = layer.forward(&xs, Some(&mask))?;
+            if i + 1 < self.layers.len() {
+                per_layer.push(xs.narrow(1, l, n_img)?);
+            }
         }
         let xs = self.final_ln.forward(&xs)?;
         let pooled = self.pooler.forward(&xs.i((.., 0))?)?.tanh()?;
@@ -359,8 +382,8 @@ impl ViltVqaTwin {
             .cls1
             .forward(&self.cls0.forward(&pooled)?)?
             .gelu_erf()?;
-        let patch_states = xs.narrow(1, l, 1 + self.grid * self.grid)?;
-        Ok((self.cls3.forward(&y)?, patch_states))
+        per_layer.push(xs.narrow(1, l, n_img)?);
+        Ok((self.cls3.forward(&y)?, per_layer))
     }
 }
 
