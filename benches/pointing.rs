@@ -55,6 +55,10 @@ struct Row {
     /// Per query, the hit probability of a uniformly random patch (the share
     /// of patches with >= 10% shape pixels; a random patch ignores the SII sign).
     random: Vec<f64>,
+    /// Per query: shapes in the scene, and whether the top patch lies on a
+    /// shape other than the target (>= 10% of its pixels).
+    shapes: Vec<usize>,
+    on_other_shape: Vec<bool>,
     seconds: f64,
 }
 
@@ -66,6 +70,8 @@ impl Row {
             budget,
             outcomes: Vec::new(),
             random: Vec::new(),
+            shapes: Vec::new(),
+            on_other_shape: Vec::new(),
             seconds: 0.0,
         }
     }
@@ -74,21 +80,52 @@ impl Row {
     /// the random-patch baseline of the same shape.
     fn score(
         &mut self,
-        mask: &ShapeMask,
+        masks: &[ShapeMask],
+        target: usize,
         boxes: &[PatchBox],
         e: &InteractionEstimate,
         word: usize,
     ) -> Result<(), Box<dyn std::error::Error>> {
+        let mask = &masks[target];
         self.random.push(random_patch_hit_share(mask, boxes, 0.1));
-        self.outcomes.push(pointing_game(
-            mask,
-            boxes,
-            &e.sii,
-            e.text_players,
-            word,
-            0.1,
-        )?);
+        let outcome = pointing_game(mask, boxes, &e.sii, e.text_players, word, 0.1)?;
+        let b = boxes[outcome.best_patch];
+        let covers = |m: &ShapeMask| {
+            b.area() > 0 && m.area_in_box(b.x0, b.y0, b.x1, b.y1) as f64 / b.area() as f64 >= 0.1
+        };
+        self.on_other_shape.push(
+            masks
+                .iter()
+                .enumerate()
+                .any(|(i, m)| i != target && covers(m)),
+        );
+        self.shapes.push(masks.len());
+        self.outcomes.push(outcome);
         Ok(())
+    }
+
+    /// Hit rate (and count) of the queries whose scene's shape count passes `keep`.
+    fn hit_rate_with(&self, keep: impl Fn(usize) -> bool) -> (f64, usize) {
+        let kept: Vec<PointingOutcome> = self
+            .outcomes
+            .iter()
+            .zip(&self.shapes)
+            .filter(|(_, &n)| keep(n))
+            .map(|(o, _)| *o)
+            .collect();
+        (hit_rate(&kept), kept.len())
+    }
+
+    /// Share of the misses whose top patch lies on another shape of the scene.
+    fn misses_on_other_shape(&self) -> f64 {
+        let misses: Vec<bool> = self
+            .outcomes
+            .iter()
+            .zip(&self.on_other_shape)
+            .filter(|(o, _)| !o.hit)
+            .map(|(_, &other)| other)
+            .collect();
+        misses.iter().filter(|&&x| x).count() as f64 / misses.len().max(1) as f64
     }
 
     /// Records the wall time since `start`, logs the hit rate and appends the row.
@@ -195,7 +232,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     };
                     let b = boxes(&game.patch_boxes());
                     let e = est.approximate(&mut game, budget, i as u64)?;
-                    row.score(&ex.rendered.masks[target], &b, &e, word)?;
+                    row.score(&ex.rendered.masks, target, &b, &e, word)?;
                 }
                 row.finish(t, &mut rows);
             }
@@ -234,7 +271,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let s = &ex.scene.shapes[0];
                     for w in [s.kind.name(), s.colour.name()] {
                         if let Some(word) = tokens.iter().position(|t| t == w) {
-                            row.score(&ex.rendered.masks[0], &b, &e, word)?;
+                            row.score(&ex.rendered.masks, 0, &b, &e, word)?;
                         }
                     }
                 }
@@ -244,20 +281,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!(
-        "| Model | Estimator | Budget (evals/sample) | Queries | Hit rate | Random patch | Wall s |"
+        "| Model | Estimator | Budget (evals/sample) | Queries | Hit rate | Random patch | Hit, 1-shape scenes | Hit, 2-3 shapes | Misses on another shape | Wall s |"
     );
     println!(
-        "|-------|-----------|-----------------------|---------|----------|--------------|--------|"
+        "|-------|-----------|-----------------------|---------|----------|--------------|------|------|------|--------|"
     );
     for r in &rows {
+        let (one, n_one) = r.hit_rate_with(|n| n == 1);
+        let (many, n_many) = r.hit_rate_with(|n| n > 1);
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.1} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} ({}) | {:.3} ({}) | {:.2} | {:.1} |",
             r.model,
             r.estimator,
             r.budget,
             r.outcomes.len(),
             hit_rate(&r.outcomes),
             mean(&r.random),
+            one,
+            n_one,
+            many,
+            n_many,
+            r.misses_on_other_shape(),
             r.seconds
         );
     }

@@ -131,11 +131,12 @@ fn shipped_vilt_vqa_answers_heldout_questions() {
         "demo-vilt-vqa held-out accuracy {acc:.3} on {} questions",
         b.answers.len()
     );
-    // Target 0.9 is NOT met yet (see benches/RESULTS.md, demo section): the
-    // shipped model measures 0.870 on the trainer's 1000 held-out questions
-    // (weakest family: "what color is the {shape}?", 0.72) and 0.817 on these
-    // 60. This guards the current level against regressions.
-    assert!(acc >= 0.8, "demo ViLT accuracy {acc}");
+    // The shipped model measures 0.908 on the trainer's 1000 held-out
+    // questions (target 0.9; weakest family "what color is the {shape}?",
+    // 0.78) and 0.933 on these 60 (see benches/RESULTS.md, demo section). 60
+    // questions are too few to test 0.9 itself (one answer = 1.7 points): this
+    // guards the level against regressions (the previous model's 0.817 fails).
+    assert!(acc >= 0.85, "demo ViLT accuracy {acc}");
 }
 
 #[test]

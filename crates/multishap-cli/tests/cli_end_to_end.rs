@@ -817,16 +817,26 @@ fn eval_on_the_demo_model_joins_the_dataset_report() {
         assert_eq!(v["samples"].as_array().unwrap().len(), 6, "{measure}");
         v["summary"].clone()
     };
-    // The demo model looks at both modalities, and removing the pairs its
-    // explanation ranks first costs more score than removing random pairs.
+    // Both rankings and the random baseline produce finite drop areas. Whether
+    // SII-ranked pairs cost more than random ones is a property of the model,
+    // not of the pipeline: the previous demo ViLT did (8.87 vs 7.63), the
+    // shipped one does not (6.6 vs 7.6 on 12 questions: the top SII pairs share
+    // few tokens, so they mask fewer players than random pairs; see
+    // benches/RESULTS.md, evaluation section). The demo model does look at both
+    // modalities (below).
     let pm = summary("pair-masking");
-    let (sii, random) = (
-        pm["drop_area_sii"]["mean"].as_f64().unwrap(),
-        pm["drop_area_random"]["mean"].as_f64().unwrap(),
-    );
-    assert!(
-        sii > random,
-        "SII-ranked drop area {sii} <= random {random}"
+    for k in [
+        "drop_area_sii",
+        "drop_area_redundancy_gap",
+        "drop_area_random",
+    ] {
+        let v = pm[k]["mean"].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite(), "{k}: {}", pm[k]);
+    }
+    assert_ne!(
+        pm["drop_area_sii"]["mean"].as_f64(),
+        pm["drop_area_random"]["mean"].as_f64(),
+        "the SII ranking must change which pairs are removed"
     );
     let md = summary("modality");
     for k in ["image_ablation_change", "text_ablation_change"] {
@@ -845,7 +855,7 @@ fn eval_on_the_demo_model_joins_the_dataset_report() {
     assert_eq!(json["evaluations"][1]["measure"], "pair-masking");
     assert_eq!(
         json["evaluations"][1]["summary"]["drop_area_sii"]["mean"].as_f64(),
-        Some(sii)
+        pm["drop_area_sii"]["mean"].as_f64()
     );
     let csv = fs::read_to_string(report.join("evaluation.csv")).unwrap();
     assert!(csv.contains("\npair-masking,drop_area_sii,"), "{csv}");

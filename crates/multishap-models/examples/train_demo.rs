@@ -11,13 +11,14 @@
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, one thread
 //! each): CLIP 1500 steps at lr 3e-3 with the per-patch auxiliary loss
-//! (`--clip-aux 1`); ViLT 4500 steps at lr 2e-3 from scratch with the per-patch
-//! auxiliary loss (`--vilt-aux 1`), uniform question families. The auxiliary
+//! (`--clip-aux 1`); ViLT 6500 steps at lr 2e-3 from scratch with the per-patch
+//! auxiliary loss (`--vilt-aux 1`) and the grounding loss (`--vilt-ground 1`),
+//! uniform question families. The auxiliary
 //! heads (per-patch shape kind / colour, `--vilt-content`: which colour-kind
 //! pairs the scene holds, `--vilt-ground`: is this patch on a shape the question
 //! refers to) are training-only and never saved; `--vilt-aux-layer` /
 //! `--vilt-ground-layer` put a head on the states after that (0-based) layer
-//! instead of the final ones. `--log-every`
+//! instead of the final ones. `--log-every` (default 500)
 //! only changes how often held-out accuracy is printed, not the weights.
 //! `--init-vilt-from-clip DIR` starts ViLT's patch embedding, position
 //! embeddings and encoder layers from a CLIP folder's vision tower.
@@ -38,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seed: u64 = 20260601;
     let mut only: Option<String> = None;
     let mut init_from_clip: Option<PathBuf> = None;
-    let mut vilt_steps = 4500usize;
+    let mut vilt_steps = 6500usize;
     let mut clip_steps = 1500usize;
     let mut batch = 32usize;
     let mut vilt_lr = 2e-3f64;
@@ -46,13 +47,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut vspec = ViltDemoSpec::default();
     let mut vilt_warmup_frac = 0.03f64;
     let mut vilt_aux = 1.0f64;
-    let mut vilt_ground = 0.0f64;
+    let mut vilt_ground = 1.0f64;
     let mut vilt_aux_layer: Option<usize> = None;
     let mut vilt_ground_layer: Option<usize> = None;
     let mut clip_aux = 1.0f64;
     let mut question_weights = [1.0f64; 4];
     let mut word_mask_prob = 0.0f64;
-    let mut log_every = 50usize;
+    let mut log_every = 500usize;
     let mut content_weight = 0.0f64;
     let mut sincos = 0.0f64;
     let mut args = std::env::args().skip(1);
