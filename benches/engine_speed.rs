@@ -238,6 +238,8 @@ fn vilt_explain_cost() {
             batch: BatchConfig {
                 max_batch,
                 cache_capacity: 0,
+                // measure exactly the batch asked for, not the CPU cap
+                cpu_memory_budget_mib: usize::MAX,
                 ..Default::default()
             },
             ..Default::default()

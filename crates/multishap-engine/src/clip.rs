@@ -150,8 +150,8 @@ impl<'m> ClipRetrievalGame<'m> {
             logit_scale: model.logit_scale()?,
             image_cache: ValueCache::new(cfg.batch.cache_capacity),
             text_cache: ValueCache::new(cfg.batch.cache_capacity),
-            image_sched: Scheduler::new(cfg.batch.clone(), img_bytes)?,
-            text_sched: Scheduler::new(cfg.batch.clone(), txt_bytes)?,
+            image_sched: Scheduler::new(cfg.batch.for_device(device), img_bytes)?,
+            text_sched: Scheduler::new(cfg.batch.for_device(device), txt_bytes)?,
             stats: ClipStats::default(),
         })
     }

@@ -13,6 +13,7 @@
 //! [batch]
 //! max_batch = 128
 //! memory_budget_mib = 2048
+//! cpu_memory_budget_mib = 384           # tighter cap when running on the CPU
 //! ```
 use serde::{Deserialize, Serialize};
 
@@ -173,9 +174,29 @@ pub struct BatchConfig {
     /// Activation memory one forward pass may use, in MiB; the batch size is
     /// `min(max_batch, budget / estimated bytes per evaluation)`. Default 4096.
     pub memory_budget_mib: usize,
+    /// On the CPU, the activation budget is `min(memory_budget_mib, this)`:
+    /// there the limit is the caches, not the memory, and throughput drops
+    /// for large batches (quiet 2-core VM: ViLT-B/32 through the engine 4.5
+    /// evaluations/s at batch 32, 3.1 at 96; CLIP-B/32 image tower 14.1 at
+    /// batch 64, 10.2 at 128; benches/RESULTS.md). The default 384 gives
+    /// batch ~19 for ViLT-B/32, 64 for CLIP's image tower, 256 for its text
+    /// tower and for the demo models.
+    pub cpu_memory_budget_mib: usize,
     /// Coalition values kept per sample across calls (0 disables the cache).
     /// Default 1,000,000.
     pub cache_capacity: usize,
+}
+
+impl BatchConfig {
+    /// The configuration the scheduler uses on `device`: on the CPU the
+    /// memory budget is capped by `cpu_memory_budget_mib`.
+    pub fn for_device(&self, device: &candle_core::Device) -> Self {
+        let mut c = self.clone();
+        if device.is_cpu() {
+            c.memory_budget_mib = c.memory_budget_mib.min(c.cpu_memory_budget_mib);
+        }
+        c
+    }
 }
 
 impl Default for BatchConfig {
@@ -183,6 +204,7 @@ impl Default for BatchConfig {
         Self {
             max_batch: 256,
             memory_budget_mib: 4096,
+            cpu_memory_budget_mib: 384,
             cache_capacity: 1_000_000,
         }
     }
@@ -191,6 +213,29 @@ impl Default for BatchConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_caps_the_memory_budget_other_devices_do_not() {
+        let cfg = BatchConfig {
+            memory_budget_mib: 4096,
+            cpu_memory_budget_mib: 768,
+            ..BatchConfig::default()
+        };
+        assert_eq!(
+            cfg.for_device(&candle_core::Device::Cpu).memory_budget_mib,
+            768
+        );
+        let small = BatchConfig {
+            memory_budget_mib: 100,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            small
+                .for_device(&candle_core::Device::Cpu)
+                .memory_budget_mib,
+            100
+        );
+    }
 
     #[test]
     fn empty_toml_gives_defaults_and_fields_parse() {

@@ -38,6 +38,7 @@ pub struct Engine<M: RowModel> {
 
 impl<M: RowModel> Engine<M> {
     pub fn new(model: M, batch: BatchConfig) -> Result<Self> {
+        let batch = batch.for_device(model.device());
         Ok(Self {
             model,
             samples: Vec::new(),

@@ -255,6 +255,7 @@ mod tests {
             max_batch: 256,
             memory_budget_mib: 64,
             cache_capacity: 10,
+            ..BatchConfig::default()
         };
         assert_eq!(
             Scheduler::new(cfg.clone(), 1 << 20).unwrap().batch_size(),
