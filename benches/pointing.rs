@@ -90,14 +90,11 @@ impl Row {
         self.random.push(random_patch_hit_share(mask, boxes, 0.1));
         let outcome = pointing_game(mask, boxes, &e.sii, e.text_players, word, 0.1)?;
         let b = boxes[outcome.best_patch];
-        let covers = |m: &ShapeMask| {
-            b.area() > 0 && m.area_in_box(b.x0, b.y0, b.x1, b.y1) as f64 / b.area() as f64 >= 0.1
-        };
         self.on_other_shape.push(
             masks
                 .iter()
                 .enumerate()
-                .any(|(i, m)| i != target && covers(m)),
+                .any(|(i, m)| i != target && b.coverage(m) >= 0.1),
         );
         self.shapes.push(masks.len());
         self.outcomes.push(outcome);
@@ -148,10 +145,7 @@ impl Row {
 fn random_patch_hit_share(mask: &ShapeMask, boxes: &[PatchBox], min_coverage: f64) -> f64 {
     let on = boxes
         .iter()
-        .filter(|b| {
-            b.area() > 0
-                && mask.area_in_box(b.x0, b.y0, b.x1, b.y1) as f64 / b.area() as f64 >= min_coverage
-        })
+        .filter(|b| b.coverage(mask) >= min_coverage)
         .count();
     on as f64 / boxes.len().max(1) as f64
 }
@@ -180,6 +174,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
     let only = env_or("POINTING_ONLY", "");
     let dev = candle_core::Device::Cpu;
+    let load_demo = |name: &str| {
+        load(
+            &ModelSource::Local(root.join(name)),
+            &dev,
+            candle_core::DType::F32,
+        )
+    };
     let scfg = SceneConfig {
         image_size: 96,
         ..SceneConfig::default()
@@ -188,11 +189,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // ViLT VQA.
     if only != "clip" {
-        let vilt = load(
-            &ModelSource::Local(root.join("demo-vilt-vqa")),
-            &dev,
-            candle_core::DType::F32,
-        )?;
+        let vilt = load_demo("demo-vilt-vqa")?;
         let mut cfg = EngineConfig::default();
         cfg.scorer.target = AnswerTarget::GroundTruth;
         let mut queries = Vec::new();
@@ -241,11 +238,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // CLIP retrieval (dual-encoder estimator plus the general ones).
     if only != "vilt" {
-        let clip = load(
-            &ModelSource::Local(root.join("demo-clip")),
-            &dev,
-            candle_core::DType::F32,
-        )?;
+        let clip = load_demo("demo-clip")?;
         let ccfg = EngineConfig::default();
         let cap: Vec<_> = (0..samples as u64)
             .map(|k| caption_example(EVAL_SEED ^ STREAM, k, &scfg))

@@ -21,6 +21,11 @@ impl PatchBox {
     pub fn area(&self) -> usize {
         (self.x1.saturating_sub(self.x0) * self.y1.saturating_sub(self.y0)) as usize
     }
+
+    /// Share of the box's pixels that belong to `mask` (0 for an empty box).
+    pub fn coverage(&self, mask: &ShapeMask) -> f64 {
+        mask.area_in_box(self.x0, self.y0, self.x1, self.y1) as f64 / self.area().max(1) as f64
+    }
 }
 
 /// Row-major boxes of a regular `patch x patch` grid over a `width x height` image
@@ -106,10 +111,8 @@ pub fn pointing_game(
             best_patch = i;
         }
     }
-    let b = boxes[best_patch];
-    let covered = mask.area_in_box(b.x0, b.y0, b.x1, b.y1);
-    let patch_coverage = covered as f64 / b.area().max(1) as f64;
-    let hit = best_value > 0.0 && patch_coverage >= min_coverage && covered > 0;
+    let patch_coverage = boxes[best_patch].coverage(mask);
+    let hit = best_value > 0.0 && patch_coverage >= min_coverage && patch_coverage > 0.0;
     Ok(PointingOutcome {
         best_patch,
         best_value,
