@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_caps_the_memory_budget_other_devices_do_not() {
+    fn on_the_cpu_the_memory_budget_is_capped_by_cpu_memory_budget() {
         let cfg = BatchConfig {
             memory_budget_mib: 4096,
             cpu_memory_budget_mib: 768,

@@ -12,11 +12,14 @@
 //! Auxiliary losses (training only): a linear head on the patch tokens' final
 //! states predicts each patch's shape kind and colour ([`patch_targets`],
 //! `aux_weight`); for ViLT optionally a multi-label head on the image CLS token
-//! predicts which colour / kind pairs the scene holds (`content_weight`). The
+//! predicts which colour / kind pairs the scene holds (`content_weight`), and
+//! a per-patch head predicts whether the patch lies on a shape the question
+//! refers to ([`grounding_targets`], `ground_weight`). The
 //! heads live in a separate `VarMap`, so `model.safetensors` holds exactly the
 //! Hugging Face parameters. The per-patch loss is what made the shipped ViLT
-//! learn shapes (same 4500 steps without it: shape-of at chance; see
-//! benches/RESULTS.md, demo section).
+//! learn shapes (same 4500 steps without it: shape-of at chance), the grounding
+//! loss what lifted colour-of and the pointing game (see benches/RESULTS.md,
+//! demo section).
 
 use super::hf_files::{
     bert_tokenizer_json, clip_config_json, clip_tokenizer_json, vilt_config_json, write_clip_files,
