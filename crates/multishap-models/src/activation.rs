@@ -28,4 +28,13 @@ impl Activation {
             Activation::Relu => xs.relu(),
         }
     }
+
+    /// The in-place CPU kernel of [`crate::cpu_fast`] for this activation, if any.
+    pub fn fused_cpu(&self) -> Option<crate::cpu_fast::FusedAct> {
+        match self {
+            Activation::QuickGelu => Some(crate::cpu_fast::FusedAct::QuickGelu),
+            Activation::Gelu => Some(crate::cpu_fast::FusedAct::GeluErf),
+            Activation::GeluTanh | Activation::Relu => None,
+        }
+    }
 }

@@ -148,7 +148,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.act.apply(&self.fc1.forward(xs)?)?)
+        let h = crate::cpu_fast::linear_act(xs, &self.fc1, Some(self.act))?;
+        crate::cpu_fast::linear_act(&h, &self.fc2, None)
     }
 }
 

@@ -68,7 +68,12 @@ impl FusedSelfAttention {
     /// xs [B,T,H]; mask: additive, broadcastable to [B,heads,T,T].
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, h) = xs.dims3()?;
-        let qkv = self.qkv.forward(xs)?; // [B,T,3H]
+        let qkv = crate::cpu_fast::linear_act(xs, &self.qkv, None)?; // [B,T,3H]
+        if let Some(ctx) =
+            crate::cpu_fast::attention(&qkv, self.num_heads, self.scale as f32, mask)?
+        {
+            return crate::cpu_fast::linear_act(&ctx, &self.out, None);
+        }
         let qkv = qkv
             .reshape((b, t, 3, self.num_heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod clip;
 pub mod cpu_alloc;
+pub mod cpu_fast;
 pub mod demo;
 pub mod error;
 pub mod layers;

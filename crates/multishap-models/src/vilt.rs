@@ -516,10 +516,12 @@ impl ViltLayer {
             .attention
             .forward(&self.layernorm_before.forward(xs)?, Some(mask))?;
         let xs = (a + xs)?;
-        let h = self
-            .intermediate
-            .forward(&self.layernorm_after.forward(&xs)?)?;
-        let h = self.output.forward(&self.act.apply(&h)?)?;
+        let h = crate::cpu_fast::linear_act(
+            &self.layernorm_after.forward(&xs)?,
+            &self.intermediate,
+            Some(self.act),
+        )?;
+        let h = crate::cpu_fast::linear_act(&h, &self.output, None)?;
         h + xs
     }
 }
