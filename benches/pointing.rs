@@ -11,9 +11,15 @@
 //! (to score a candidate before shipping it), `POINTING_ONLY=vilt|clip` one model.
 //! Held-out scenes (a seed the trainer never used). ViLT: "what color is the
 //! {shape}?" (word = shape) and "what shape is {colour}?" (word = colour),
-//! scored on the ground-truth answer's logit. CLIP: caption "a {colour} {shape}"
-//! of one shape of the scene, word = shape and word = colour, scored by cosine
-//! similarity. Prints one markdown row per model x estimator x budget.
+//! scored on the ground-truth answer's logit. CLIP, scored by cosine
+//! similarity, two caption modes (`POINTING_CLIP_CAPTIONS=shape,scene`, the
+//! default, or one of them): "shape" = the caption "a {colour} {shape}" of the
+//! scene's first shape, words = its shape and colour words (a partial caption:
+//! the demo CLIP was trained on captions naming every shape); "scene" = the
+//! scene's own caption ("a red circle and a blue triangle"), words = every
+//! shape's shape and colour words, each scored against its own shape (a word
+//! another shape shares is left out). Prints one markdown row per model x
+//! caption mode x estimator x budget.
 
 use multishap::core::{
     dual_estimator_by_name, estimator_by_name, Approximator, DualApproximator, InteractionEstimate,
@@ -22,7 +28,7 @@ use multishap::engine::config::AnswerTarget;
 use multishap::engine::{ClipRetrievalGame, EngineConfig, ViltVqaGame};
 use multishap::models::demo::pointing::{hit_rate, pointing_game, PatchBox, PointingOutcome};
 use multishap::models::demo::questions::{shape_caption, QuestionKind};
-use multishap::models::demo::scene::ShapeMask;
+use multishap::models::demo::scene::{Scene, ShapeMask};
 use multishap::models::demo::train::{caption_example, vqa_example, EVAL_SEED};
 use multishap::models::demo::SceneConfig;
 use multishap::models::loading::{load, ModelSource};
@@ -141,6 +147,35 @@ impl Row {
     }
 }
 
+/// Player positions of shape `target`'s colour and shape words in `tokens`
+/// (the "{colour} {shape}" pair that names it), leaving out a word another
+/// shape of the scene shares: its synergy is rightly split between both.
+fn shape_words(scene: &Scene, target: usize, tokens: &[String]) -> Vec<(usize, &'static str)> {
+    let s = &scene.shapes[target];
+    let (colour, kind) = (s.colour.name(), s.kind.name());
+    let Some(j) = tokens
+        .windows(2)
+        .position(|w| w[0] == colour && w[1] == kind)
+    else {
+        return Vec::new();
+    };
+    let others = || {
+        scene
+            .shapes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != target)
+    };
+    let mut words = Vec::new();
+    if !others().any(|(_, o)| o.kind == s.kind) {
+        words.push((j + 1, kind));
+    }
+    if !others().any(|(_, o)| o.colour == s.colour) {
+        words.push((j, colour));
+    }
+    words
+}
+
 /// Share of `boxes` that the pointing game would count as on the shape.
 fn random_patch_hit_share(mask: &ShapeMask, boxes: &[PatchBox], min_coverage: f64) -> f64 {
     let on = boxes
@@ -245,30 +280,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let mut names: Vec<String> = vec![dual.clone()];
         names.extend(estimators.iter().cloned());
-        for name in &names {
-            for &budget in &budgets {
-                let t = Instant::now();
-                let mut row = Row::new("demo-clip", name, budget);
-                for (i, ex) in cap.iter().enumerate() {
-                    let img = ex.rendered.image.clone().into();
-                    let text = shape_caption(&ex.scene, 0);
-                    let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
-                    let tokens = game.tokens();
-                    let b = boxes(&game.patch_boxes());
-                    let e = if *name == dual {
-                        let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
-                        d.approximate_dual(&mut game, budget, i as u64)?
-                    } else {
-                        estimator_by_name(name)?.approximate(&mut game, budget, i as u64)?
-                    };
-                    let s = &ex.scene.shapes[0];
-                    for w in [s.kind.name(), s.colour.name()] {
-                        if let Some(word) = tokens.iter().position(|t| t == w) {
-                            row.score(&ex.rendered.masks, 0, &b, &e, word)?;
+        let caption_modes = env_or("POINTING_CLIP_CAPTIONS", "shape,scene");
+        for mode in caption_modes.split(',').map(str::trim) {
+            let scene_caption = match mode {
+                "shape" => false,
+                "scene" => true,
+                other => return Err(format!("POINTING_CLIP_CAPTIONS: unknown mode {other}").into()),
+            };
+            let label = if scene_caption {
+                "demo-clip, scene caption"
+            } else {
+                "demo-clip, one-shape caption"
+            };
+            for name in &names {
+                for &budget in &budgets {
+                    let t = Instant::now();
+                    let mut row = Row::new(label, name, budget);
+                    for (i, ex) in cap.iter().enumerate() {
+                        let img = ex.rendered.image.clone().into();
+                        let text = if scene_caption {
+                            ex.caption.clone()
+                        } else {
+                            shape_caption(&ex.scene, 0)
+                        };
+                        let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
+                        let tokens = game.tokens();
+                        let b = boxes(&game.patch_boxes());
+                        let e = if *name == dual {
+                            let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
+                            d.approximate_dual(&mut game, budget, i as u64)?
+                        } else {
+                            estimator_by_name(name)?.approximate(&mut game, budget, i as u64)?
+                        };
+                        let targets = if scene_caption {
+                            0..ex.scene.shapes.len()
+                        } else {
+                            0..1
+                        };
+                        for target in targets {
+                            for (word, _) in shape_words(&ex.scene, target, &tokens) {
+                                row.score(&ex.rendered.masks, target, &b, &e, word)?;
+                            }
                         }
                     }
+                    row.finish(t, &mut rows);
                 }
-                row.finish(t, &mut rows);
             }
         }
     }
