@@ -150,7 +150,7 @@ impl Row {
 /// Player positions of shape `target`'s colour and shape words in `tokens`
 /// (the "{colour} {shape}" pair that names it), leaving out a word another
 /// shape of the scene shares: its synergy is rightly split between both.
-fn shape_words(scene: &Scene, target: usize, tokens: &[String]) -> Vec<(usize, &'static str)> {
+fn shape_words(scene: &Scene, target: usize, tokens: &[String]) -> Vec<usize> {
     let s = &scene.shapes[target];
     let (colour, kind) = (s.colour.name(), s.kind.name());
     let Some(j) = tokens
@@ -168,10 +168,10 @@ fn shape_words(scene: &Scene, target: usize, tokens: &[String]) -> Vec<(usize, &
     };
     let mut words = Vec::new();
     if !others().any(|(_, o)| o.kind == s.kind) {
-        words.push((j + 1, kind));
+        words.push(j + 1);
     }
     if !others().any(|(_, o)| o.colour == s.colour) {
-        words.push((j, colour));
+        words.push(j);
     }
     words
 }
@@ -318,7 +318,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             0..1
                         };
                         for target in targets {
-                            for (word, _) in shape_words(&ex.scene, target, &tokens) {
+                            for word in shape_words(&ex.scene, target, &tokens) {
                                 row.score(&ex.rendered.masks, target, &b, &e, word)?;
                             }
                         }

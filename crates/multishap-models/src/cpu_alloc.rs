@@ -32,7 +32,7 @@ pub enum AllocTuning {
 
 /// Keep freed memory in the process for reuse (see the module docs).
 pub fn keep_freed_memory_for_reuse() -> AllocTuning {
-    if std::env::var_os(DEFAULT_MALLOC_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+    if crate::env_switch(DEFAULT_MALLOC_ENV) {
         return AllocTuning::DisabledByEnv;
     }
     apply()

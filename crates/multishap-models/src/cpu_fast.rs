@@ -27,9 +27,7 @@ use std::sync::OnceLock;
 /// or `0`).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        !std::env::var("MULTISHAP_PLAIN_CPU_OPS").is_ok_and(|v| !v.is_empty() && v != "0")
-    })
+    *ON.get_or_init(|| !crate::env_switch("MULTISHAP_PLAIN_CPU_OPS"))
 }
 
 /// An inference-only f32 CPU tensor (no gradient tracking).
@@ -260,7 +258,7 @@ pub fn attention(
             (0..b * heads).into_par_iter().for_each_init(
                 || vec![0f32; t * t],
                 |scores, bh| {
-                    let (bi, hi) = bi_hi(bh, heads);
+                    let (bi, hi) = (bh / heads, bh % heads);
                     let base = bi * t * h3 + hi * d;
                     let (q, k, v) = (&qd[base..], &qd[base + h..], &qd[base + 2 * h..]);
                     // SAFETY: q, k, v are [t, d] blocks with row stride 3H
@@ -300,6 +298,8 @@ pub fn attention(
                         }
                         softmax_row(row);
                     }
+                    // bind the whole wrapper: a closure naming `dst.0` would
+                    // capture the bare (non-Sync) pointer
                     let out_block = dst;
                     unsafe {
                         gemm::gemm(
@@ -339,11 +339,6 @@ pub fn attention(
         }
     })?;
     Ok(Some(Tensor::from_vec(out, (b, t, h), &Device::Cpu)?))
-}
-
-#[inline(always)]
-fn bi_hi(bh: usize, heads: usize) -> (usize, usize) {
-    (bh / heads, bh % heads)
 }
 
 fn softmax_row(row: &mut [f32]) {

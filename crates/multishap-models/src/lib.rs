@@ -20,3 +20,9 @@ pub use error::{ModelError, Result};
 pub use loading::{
     load, load_with, AnyImageProcessor, AnyModel, LoadOptions, LoadedModel, ModelKind, ModelSource,
 };
+
+/// Whether the on/off switch `name` is set in the environment (any value but
+/// empty or `0`), as for `MULTISHAP_DEFAULT_MALLOC` and `MULTISHAP_PLAIN_CPU_OPS`.
+pub(crate) fn env_switch(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
