@@ -7,7 +7,11 @@
 //! (each with probability `bg_patch_prob`, in a share `bg_mask_prob` of the
 //! samples). The answer / caption stays correct, so the models learn that a
 //! grey patch means "nothing here", and masked coalitions stay in distribution.
-//! Patches with shape pixels and words are never masked in training.
+//! Patches with shape pixels are never masked in training. Words: CLIP masks
+//! caption words as the explainer does (`clip_word_mask_prob`, the shipped
+//! setting; a caption with a masked word is a less specific, still true
+//! caption); ViLT can mask template words (`word_mask_prob`) or the key word
+//! (`key_word_mask_prob`), both off in the shipped model.
 //!
 //! Auxiliary losses (training only): a linear head on the patch tokens' final
 //! states predicts each patch's shape kind and colour ([`patch_targets`],
@@ -517,6 +521,16 @@ pub struct TrainConfig {
     /// words, which carry the answer) are each replaced by `[MASK]` with
     /// probability 0.3, as the explainer masks words.
     pub word_mask_prob: f64,
+    /// ViLT: share of colour-of / shape-of training questions whose key word
+    /// (the shape or colour word naming the target) is replaced by `[MASK]`,
+    /// as the explainer masks it; the answer target is then spread evenly over
+    /// the answers of the scene's shapes (the question now asks about any
+    /// shape), and the grounding target marks every shape.
+    pub key_word_mask_prob: f64,
+    /// CLIP: share of training captions whose words (any word, colour and
+    /// shape words included) are each replaced by id 0 with probability 0.3,
+    /// as the explainer masks caption words; the image stays the positive.
+    pub clip_word_mask_prob: f64,
     /// Weight of the training-only multi-label "which colour/kind pairs are in
     /// the scene" loss on ViLT's image CLS token (0 = off).
     pub content_weight: f64,
@@ -658,6 +672,75 @@ fn mask_template_words(
         }
     }
     Ok(Tensor::new(rows, ids.device())?)
+}
+
+/// Replace the key word of a share `p` of the colour-of / shape-of questions
+/// by `[MASK]` ([`TrainConfig::key_word_mask_prob`]); returns the ids and
+/// which rows were masked.
+fn mask_key_words(
+    ids: &Tensor,
+    examples: &[VqaExample],
+    tok: &mut CachedTokenizer,
+    rng: &mut DemoRng,
+    p: f64,
+) -> DemoResult<(Tensor, Vec<bool>)> {
+    let mask_id = super::hf_files::BERT_SPECIALS
+        .iter()
+        .position(|t| *t == "[MASK]")
+        .unwrap_or(4) as u32;
+    let mut rows = ids.to_vec2::<u32>()?;
+    let mut masked = vec![false; rows.len()];
+    for ((row, ex), m) in rows.iter_mut().zip(examples).zip(&mut masked) {
+        let about_one = matches!(
+            ex.question.kind,
+            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+        );
+        let Some(word) = ex.question.key_word.as_deref() else {
+            continue;
+        };
+        if !about_one || !rng.bernoulli(p) {
+            continue;
+        }
+        // The word's id: its encoding without [CLS] / [SEP].
+        let enc = tok.encode(word)?;
+        if let [_, id, _] = enc[..] {
+            if let Some(slot) = row.iter_mut().find(|x| **x == id) {
+                *slot = mask_id;
+                *m = true;
+            }
+        }
+    }
+    Ok((Tensor::new(rows, ids.device())?, masked))
+}
+
+/// Answer targets [B, L]: one-hot on the answer, or for a row whose key word
+/// was masked, evenly spread over the answers of the scene's shapes (colours
+/// for colour-of, kinds for shape-of; a shape counts once per occurrence).
+fn answer_targets(
+    examples: &[VqaExample],
+    masked: &[bool],
+    labels: &[String],
+    dev: &Device,
+) -> DemoResult<Tensor> {
+    let l = labels.len();
+    let mut t = vec![0f32; examples.len() * l];
+    let index = |a: &str| labels.iter().position(|x| x == a).unwrap_or(0);
+    for (i, (ex, &m)) in examples.iter().zip(masked).enumerate() {
+        let row = &mut t[i * l..(i + 1) * l];
+        if !m {
+            row[index(&ex.question.answer)] = 1.0;
+            continue;
+        }
+        let n = ex.scene.shapes.len().max(1) as f32;
+        for s in &ex.scene.shapes {
+            let answer = match ex.question.kind {
+                QuestionKind::ShapeOf(_) => s.kind.name(),
+                _ => s.colour.name(),
+            };
+            row[index(answer)] += 1.0 / n;
+        }
+    }
+    Ok(Tensor::from_vec(t, (examples.len(), l), dev)?)
 }
 
 /// Softmax cross-entropy over the answer labels. (ViLT's own VQA loss is a
@@ -867,6 +950,7 @@ pub fn train_vilt_from(
     let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json())?;
     let protected = protected_word_ids(&mut tok)?;
     let mut word_rng = DemoRng::for_stream(tc.seed ^ 0x3A5C, u64::MAX);
+    let mut key_rng = DemoRng::for_stream(tc.seed ^ 0x3A5D, u64::MAX);
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed, u64::MAX);
     let start = Instant::now();
@@ -900,6 +984,11 @@ pub fn train_vilt_from(
         } else {
             ids
         };
+        let (ids, key_masked) = if tc.key_word_mask_prob > 0.0 {
+            mask_key_words(&ids, &ex, &mut tok, &mut key_rng, tc.key_word_mask_prob)?
+        } else {
+            (ids, vec![false; ex.len()])
+        };
         let (logits, layer_states) = model.forward_with_layers(&ids, &mask, &types, &pix)?;
         let image_states = layer_states
             .last()
@@ -913,7 +1002,13 @@ pub fn train_vilt_from(
             };
             Ok(states.narrow(1, 1, states.dim(1)? - 1)?)
         };
-        let mut loss = cross_entropy(&logits, &targets)?;
+        let mut loss = if key_masked.iter().any(|&m| m) {
+            let t = answer_targets(&ex, &key_masked, &labels, &dev)?;
+            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            ((lsm * t)?.sum_all()?.neg()? / ex.len() as f64)?
+        } else {
+            cross_entropy(&logits, &targets)?
+        };
         if tc.content_weight > 0.0 {
             let t = content_targets(ex.iter().map(|e| &e.scene), &dev)?;
             let y = content_head.forward(&image_states.i((.., 0))?)?;
@@ -932,8 +1027,22 @@ pub fn train_vilt_from(
             let patch_states = patches_of(tc.ground_layer)?;
             let t: Vec<f32> = ex
                 .iter()
-                .flat_map(|e| {
-                    grounding_targets(&e.scene, &e.rendered, &e.question, spec.patch_size as u32)
+                .zip(&key_masked)
+                .flat_map(|(e, &m)| {
+                    if m {
+                        // The masked question asks about any shape.
+                        patch_owners(&e.scene, &e.rendered, spec.patch_size as u32)
+                            .into_iter()
+                            .map(|o| f32::from(u8::from(o.is_some())))
+                            .collect()
+                    } else {
+                        grounding_targets(
+                            &e.scene,
+                            &e.rendered,
+                            &e.question,
+                            spec.patch_size as u32,
+                        )
+                    }
                 })
                 .collect();
             let (b, n, h) = patch_states.dims3()?;
@@ -997,6 +1106,24 @@ fn clip_text_batch(
     Ok((ids, Tensor::from_vec(eos, captions.len(), dev)?))
 }
 
+/// In a share `p_sample` of the rows, replace each word (not BOS / EOS /
+/// padding) by id 0 with probability 0.3: the explainer's CLIP word masking.
+fn mask_caption_words(ids: &Tensor, rng: &mut DemoRng, p_sample: f64) -> DemoResult<Tensor> {
+    let (bos, eos) = super::hf_files::clip_bos_eos();
+    let mut rows = ids.to_vec2::<u32>()?;
+    for row in &mut rows {
+        if rng.bernoulli(p_sample) {
+            for id in row.iter_mut() {
+                let special = *id as usize == bos || *id as usize == eos;
+                if !special && rng.bernoulli(0.3) {
+                    *id = 0;
+                }
+            }
+        }
+    }
+    Ok(Tensor::new(rows, ids.device())?)
+}
+
 fn l2n(x: &Tensor) -> candle_core::Result<Tensor> {
     x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
 }
@@ -1054,6 +1181,7 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
     let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json())?;
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed ^ 0xC119, u64::MAX);
+    let mut word_rng = DemoRng::for_stream(tc.seed ^ 0xC119, u64::MAX - 1);
     let start = Instant::now();
     let mut running = 0.0;
     let mut last = 0.0;
@@ -1086,6 +1214,11 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         )?;
         let caps: Vec<&str> = ex.iter().map(|e| e.caption.as_str()).collect();
         let (ids, eos) = clip_text_batch(&caps, &mut tok, &dev)?;
+        let ids = if tc.clip_word_mask_prob > 0.0 {
+            mask_caption_words(&ids, &mut word_rng, tc.clip_word_mask_prob)?
+        } else {
+            ids
+        };
         let (img, patch_states) = model.image_features_with_patches(&pix)?;
         let img = l2n(&img)?;
         let txt = l2n(&model.text_features(&ids, &eos)?)?;
@@ -1258,6 +1391,95 @@ mod tests {
     }
 
     #[test]
+    fn caption_word_masking_keeps_bos_eos_and_padding() {
+        let mut tok = CachedTokenizer::from_json(&clip_tokenizer_json()).unwrap();
+        let caps = ["a red circle and a blue triangle", "a green rectangle"];
+        let (ids, eos) = clip_text_batch(&caps, &mut tok, &Device::Cpu).unwrap();
+        let before = ids.to_vec2::<u32>().unwrap();
+        let (bos_id, eos_id) = super::super::hf_files::clip_bos_eos();
+        let mut rng = DemoRng::new(3);
+        let mut masked_words = 0;
+        for _ in 0..8 {
+            let after = mask_caption_words(&ids, &mut rng, 1.0)
+                .unwrap()
+                .to_vec2::<u32>()
+                .unwrap();
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(a.len(), b.len());
+                for (&x, &y) in b.iter().zip(a) {
+                    if x as usize == bos_id || x as usize == eos_id {
+                        assert_eq!(y, x, "specials and padding stay");
+                    } else {
+                        assert!(y == x || y == 0);
+                        masked_words += usize::from(y == 0);
+                    }
+                }
+            }
+        }
+        assert!(masked_words > 0);
+        // The end-of-text positions do not move.
+        assert_eq!(
+            eos.to_vec1::<u32>().unwrap()[1] as usize,
+            tok.encode(caps[1]).unwrap().len() - 1
+        );
+        let untouched = mask_caption_words(&ids, &mut rng, 0.0).unwrap();
+        assert_eq!(untouched.to_vec2::<u32>().unwrap(), before);
+    }
+
+    #[test]
+    fn key_word_masking_spreads_the_answer_over_the_scene() {
+        let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json()).unwrap();
+        let labels = answer_labels();
+        let cfg = scene_cfg(96);
+        let ex: Vec<VqaExample> = (0..64).map(|k| vqa_example(11, k, &cfg)).collect();
+        let seqs: Vec<Vec<u32>> = ex
+            .iter()
+            .map(|e| tok.encode(&e.question.text).unwrap())
+            .collect();
+        let (ids, _) = pad_batch(&seqs, 0, &Device::Cpu).unwrap();
+        let mut rng = DemoRng::new(2);
+        let (masked_ids, masked) = mask_key_words(&ids, &ex, &mut tok, &mut rng, 1.0).unwrap();
+        let (before, after) = (
+            ids.to_vec2::<u32>().unwrap(),
+            masked_ids.to_vec2::<u32>().unwrap(),
+        );
+        let t = answer_targets(&ex, &masked, &labels, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let mut n_masked = 0;
+        for (i, e) in ex.iter().enumerate() {
+            let about_one = matches!(
+                e.question.kind,
+                QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+            );
+            assert_eq!(masked[i], about_one, "{}", e.question.text);
+            let changed = before[i]
+                .iter()
+                .zip(&after[i])
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                changed,
+                usize::from(about_one),
+                "one word masked: {}",
+                e.question.text
+            );
+            assert!((t[i].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            let answer = labels.iter().position(|l| *l == e.question.answer).unwrap();
+            if about_one {
+                n_masked += 1;
+                // Each shape of the scene gets 1/n of the target mass.
+                let share = e.scene.shapes.len() as f32;
+                assert!(t[i][answer] * share >= 1.0 - 1e-6, "{}", e.question.text);
+            } else {
+                assert_eq!(t[i][answer], 1.0);
+            }
+        }
+        assert!(n_masked > 0);
+    }
+
+    #[test]
     fn auxiliary_heads_train_but_are_not_saved() {
         let dir = tempfile::tempdir().unwrap();
         let spec = ViltDemoSpec {
@@ -1278,6 +1500,8 @@ mod tests {
             aux_weight: 1.0,
             question_weights: [1.0, 2.0, 1.0, 1.0],
             word_mask_prob: 0.5,
+            clip_word_mask_prob: 0.0,
+            key_word_mask_prob: 0.0,
             content_weight: 1.0,
             sincos_pos_scale: 0.5,
             ground_weight: 1.0,
