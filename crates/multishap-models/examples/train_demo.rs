@@ -7,7 +7,7 @@
 //!     [--vilt-hidden N] [--vilt-intermediate N] [--vilt-layers N] [--vilt-heads N] [--vilt-patch N]
 //!     [--vilt-aux X] [--vilt-ground X] [--vilt-aux-layer I] [--vilt-ground-layer I]
 //!     [--clip-aux X] [--clip-word-mask-prob X] [--question-weights C,S,E,N] [--word-mask-prob X]
-//!     [--key-word-mask-prob X] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
+//!     [--key-word-mask-prob X] [--key-word-mask-uniform] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, one thread
 //! each): CLIP 6000 steps at lr 3e-3 with the per-patch auxiliary loss
@@ -17,7 +17,8 @@
 //! per-patch auxiliary loss (`--vilt-aux 1`) and the grounding loss at weight 3
 //! (`--vilt-ground 3`), uniform question families. `--key-word-mask-prob`
 //! (ViLT: mask the key word of colour-of / shape-of questions, answer spread
-//! over the scene's shapes) is off: it lowered the pointing game. The auxiliary
+//! over the scene's shapes, or with `--key-word-mask-uniform` over every
+//! answer of the family) is off: it lowered accuracy and the pointing game. The auxiliary
 //! heads (per-patch shape kind / colour, `--vilt-content`: which colour-kind
 //! pairs the scene holds, `--vilt-ground`: is this patch on a shape the question
 //! refers to) are training-only and never saved; `--vilt-aux-layer` /
@@ -59,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut word_mask_prob = 0.0f64;
     let mut clip_word_mask_prob = 0.5f64;
     let mut key_word_mask_prob = 0.0f64;
+    let mut key_word_mask_uniform = false;
     let mut log_every = 500usize;
     let mut content_weight = 0.0f64;
     let mut sincos = 0.0f64;
@@ -107,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--word-mask-prob" => word_mask_prob = val()?.parse()?,
             "--clip-word-mask-prob" => clip_word_mask_prob = val()?.parse()?,
             "--key-word-mask-prob" => key_word_mask_prob = val()?.parse()?,
+            "--key-word-mask-uniform" => key_word_mask_uniform = true,
             "--question-weights" => {
                 let v = val()?;
                 let w: Vec<f64> = v.split(',').map(str::parse).collect::<Result<_, _>>()?;
@@ -133,6 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         word_mask_prob: 0.0,
         clip_word_mask_prob: 0.0,
         key_word_mask_prob: 0.0,
+        key_word_mask_uniform: false,
         content_weight: 0.0,
         sincos_pos_scale: 0.0,
         ground_weight: 0.0,
@@ -171,6 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             aux_weight: vilt_aux,
             word_mask_prob,
             key_word_mask_prob,
+            key_word_mask_uniform,
             content_weight,
             sincos_pos_scale: sincos,
             ground_weight: vilt_ground,

@@ -527,6 +527,11 @@ pub struct TrainConfig {
     /// the answers of the scene's shapes (the question now asks about any
     /// shape), and the grounding target marks every shape.
     pub key_word_mask_prob: f64,
+    /// With key-word masking: `true` = the masked question is unanswerable,
+    /// its target is uniform over the family's answers (every colour / every
+    /// kind) whatever the image shows, and no patch is grounded; `false` = the
+    /// target is spread over the scene's shapes' answers, every shape grounded.
+    pub key_word_mask_uniform: bool,
     /// CLIP: share of training captions whose words (any word, colour and
     /// shape words included) are each replaced by id 0 with probability 0.3,
     /// as the explainer masks caption words; the image stays the positive.
@@ -715,10 +720,12 @@ fn mask_key_words(
 
 /// Answer targets [B, L]: one-hot on the answer, or for a row whose key word
 /// was masked, evenly spread over the answers of the scene's shapes (colours
-/// for colour-of, kinds for shape-of; a shape counts once per occurrence).
+/// for colour-of, kinds for shape-of; a shape counts once per occurrence), or
+/// with `uniform` over all answers of the family.
 fn answer_targets(
     examples: &[VqaExample],
     masked: &[bool],
+    uniform: bool,
     labels: &[String],
     dev: &Device,
 ) -> DemoResult<Tensor> {
@@ -729,6 +736,16 @@ fn answer_targets(
         let row = &mut t[i * l..(i + 1) * l];
         if !m {
             row[index(&ex.question.answer)] = 1.0;
+            continue;
+        }
+        if uniform {
+            let family: Vec<&str> = match ex.question.kind {
+                QuestionKind::ShapeOf(_) => ShapeKind::ALL.iter().map(|k| k.name()).collect(),
+                _ => Colour::ALL.iter().map(|c| c.name()).collect(),
+            };
+            for a in &family {
+                row[index(a)] += 1.0 / family.len() as f32;
+            }
             continue;
         }
         let n = ex.scene.shapes.len().max(1) as f32;
@@ -1003,7 +1020,7 @@ pub fn train_vilt_from(
             Ok(states.narrow(1, 1, states.dim(1)? - 1)?)
         };
         let mut loss = if key_masked.iter().any(|&m| m) {
-            let t = answer_targets(&ex, &key_masked, &labels, &dev)?;
+            let t = answer_targets(&ex, &key_masked, tc.key_word_mask_uniform, &labels, &dev)?;
             let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
             ((lsm * t)?.sum_all()?.neg()? / ex.len() as f64)?
         } else {
@@ -1030,10 +1047,11 @@ pub fn train_vilt_from(
                 .zip(&key_masked)
                 .flat_map(|(e, &m)| {
                     if m {
-                        // The masked question asks about any shape.
+                        // The masked question asks about any shape (spread
+                        // targets) or about none (uniform targets).
                         patch_owners(&e.scene, &e.rendered, spec.patch_size as u32)
                             .into_iter()
-                            .map(|o| f32::from(u8::from(o.is_some())))
+                            .map(|o| f32::from(u8::from(o.is_some() && !tc.key_word_mask_uniform)))
                             .collect()
                     } else {
                         grounding_targets(
@@ -1443,7 +1461,7 @@ mod tests {
             ids.to_vec2::<u32>().unwrap(),
             masked_ids.to_vec2::<u32>().unwrap(),
         );
-        let t = answer_targets(&ex, &masked, &labels, &Device::Cpu)
+        let t = answer_targets(&ex, &masked, false, &labels, &Device::Cpu)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -1477,6 +1495,22 @@ mod tests {
             }
         }
         assert!(n_masked > 0);
+        // Uniform targets: every answer of the family, whatever the image shows.
+        let u = answer_targets(&ex, &masked, true, &labels, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (i, e) in ex.iter().enumerate().filter(|(i, _)| masked[*i]) {
+            let family = match e.question.kind {
+                QuestionKind::ShapeOf(_) => ShapeKind::ALL.len(),
+                _ => Colour::ALL.len(),
+            };
+            let nonzero: Vec<f32> = u[i].iter().copied().filter(|&x| x > 0.0).collect();
+            assert_eq!(nonzero.len(), family, "{}", e.question.text);
+            assert!(nonzero
+                .iter()
+                .all(|&x| (x - 1.0 / family as f32).abs() < 1e-6));
+        }
     }
 
     #[test]
@@ -1502,6 +1536,7 @@ mod tests {
             word_mask_prob: 0.5,
             clip_word_mask_prob: 0.0,
             key_word_mask_prob: 0.0,
+            key_word_mask_uniform: false,
             content_weight: 1.0,
             sincos_pos_scale: 0.5,
             ground_weight: 1.0,
