@@ -149,27 +149,14 @@ impl Row {
         (hit_rate(&kept), kept.len())
     }
 
-    /// Share of the misses whose top patch lies on another shape of the scene.
-    fn misses_on_other_shape(&self) -> f64 {
+    /// Share of the misses for which `flag` (one entry per query) is set.
+    fn share_of_misses(&self, flag: &[bool]) -> f64 {
         let misses: Vec<bool> = self
             .outcomes
             .iter()
-            .zip(&self.on_other_shape)
+            .zip(flag)
             .filter(|(o, _)| !o.hit)
-            .map(|(_, &other)| other)
-            .collect();
-        misses.iter().filter(|&&x| x).count() as f64 / misses.len().max(1) as f64
-    }
-
-    /// Share of the misses whose top patch is within one patch of the
-    /// target's pixels (on its edge, under the 10% threshold, or next to it).
-    fn misses_near_shape(&self) -> f64 {
-        let misses: Vec<bool> = self
-            .outcomes
-            .iter()
-            .zip(&self.near_target)
-            .filter(|(o, _)| !o.hit)
-            .map(|(_, &near)| near)
+            .map(|(_, &f)| f)
             .collect();
         misses.iter().filter(|&&x| x).count() as f64 / misses.len().max(1) as f64
     }
@@ -394,8 +381,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             n_one,
             many,
             n_many,
-            r.misses_on_other_shape(),
-            r.misses_near_shape(),
+            r.share_of_misses(&r.on_other_shape),
+            r.share_of_misses(&r.near_target),
             r.seconds
         );
     }

@@ -654,6 +654,14 @@ fn protected_word_ids(tok: &mut CachedTokenizer) -> DemoResult<Vec<u32>> {
     Ok(ids)
 }
 
+/// Id of `[MASK]` in the demo BERT vocabulary.
+fn bert_mask_id() -> u32 {
+    super::hf_files::BERT_SPECIALS
+        .iter()
+        .position(|t| *t == "[MASK]")
+        .unwrap_or(4) as u32
+}
+
 /// In a share `p_sample` of the rows, replace each unprotected token by
 /// `[MASK]` with probability 0.3.
 fn mask_template_words(
@@ -662,10 +670,7 @@ fn mask_template_words(
     rng: &mut DemoRng,
     p_sample: f64,
 ) -> DemoResult<Tensor> {
-    let mask_id = super::hf_files::BERT_SPECIALS
-        .iter()
-        .position(|t| *t == "[MASK]")
-        .unwrap_or(4) as u32;
+    let mask_id = bert_mask_id();
     let mut rows = ids.to_vec2::<u32>()?;
     for row in &mut rows {
         if rng.bernoulli(p_sample) {
@@ -689,10 +694,7 @@ fn mask_key_words(
     rng: &mut DemoRng,
     p: f64,
 ) -> DemoResult<(Tensor, Vec<bool>)> {
-    let mask_id = super::hf_files::BERT_SPECIALS
-        .iter()
-        .position(|t| *t == "[MASK]")
-        .unwrap_or(4) as u32;
+    let mask_id = bert_mask_id();
     let mut rows = ids.to_vec2::<u32>()?;
     let mut masked = vec![false; rows.len()];
     for ((row, ex), m) in rows.iter_mut().zip(examples).zip(&mut masked) {
@@ -758,6 +760,13 @@ fn answer_targets(
         }
     }
     Ok(Tensor::from_vec(t, (examples.len(), l), dev)?)
+}
+
+/// Cross-entropy against target distributions: logits and targets [B, C],
+/// mean over the rows of -sum_c target * log_softmax(logits).
+fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let lsm = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    (lsm * targets)?.sum_all()?.neg()? / logits.dim(0)? as f64
 }
 
 /// Softmax cross-entropy over the answer labels. (ViLT's own VQA loss is a
@@ -1021,8 +1030,7 @@ pub fn train_vilt_from(
         };
         let mut loss = if key_masked.iter().any(|&m| m) {
             let t = answer_targets(&ex, &key_masked, tc.key_word_mask_uniform, &labels, &dev)?;
-            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            ((lsm * t)?.sum_all()?.neg()? / ex.len() as f64)?
+            soft_cross_entropy(&logits, &t)?
         } else {
             cross_entropy(&logits, &targets)?
         };
@@ -1243,12 +1251,10 @@ pub fn train_clip(spec: &ClipDemoSpec, tc: &TrainConfig, out: &Path) -> DemoResu
         let logits = img
             .matmul(&txt.t()?)?
             .broadcast_mul(&model.log_logit_scale().exp()?)?;
-        let ce = |lg: &Tensor| -> candle_core::Result<Tensor> {
-            let lsm = candle_nn::ops::log_softmax(lg, D::Minus1)?;
-            (lsm * &target)?.sum_all()?.neg()? / b as f64
-        };
         // target is symmetric, so the text->image loss uses the same matrix.
-        let mut loss = ((ce(&logits)? + ce(&logits.t()?)?)? * 0.5)?;
+        let mut loss = ((soft_cross_entropy(&logits, &target)?
+            + soft_cross_entropy(&logits.t()?, &target)?)?
+            * 0.5)?;
         if tc.aux_weight > 0.0 {
             let (kinds, colours) =
                 batch_patch_targets(ex.iter().map(|e| (&e.scene, &e.rendered)), spec.patch_size);
