@@ -12,7 +12,9 @@
 //! `POINTING_ENGINE='scorer.vqa = "probability"'` an engine config (TOML, as in a
 //! run config's engine sections) for both models instead of the defaults (ViLT's
 //! answer target stays the ground truth), `POINTING_DEBUG=1` one line per miss
-//! on stderr (top value, its coverage, the best on-shape value, the column's rms).
+//! on stderr (top value, its coverage, the best on-shape value, the column's rms),
+//! `POINTING_SPLIT=validation` a second set of held-out scenes, disjoint from the
+//! reported one, to choose between candidate models (e.g. training seeds).
 //! Held-out scenes (a seed the trainer never used). ViLT: "what color is the
 //! {shape}?" (word = shape) and "what shape is {colour}?" (word = colour),
 //! scored on the ground-truth answer's logit. CLIP, scored by cosine
@@ -39,7 +41,12 @@ use multishap::models::loading::{load, ModelSource};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Scene stream of the reported (test) split; `POINTING_SPLIT=validation`
+/// draws from `VALIDATION_STREAM` instead, disjoint from it and from
+/// training, for choosing between candidate models without touching the
+/// scenes the reported figures come from.
 const STREAM: u64 = 0x9017;
+const VALIDATION_STREAM: u64 = 0x7A11_D000;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -238,6 +245,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
     let only = env_or("POINTING_ONLY", "");
+    let stream = match env_or("POINTING_SPLIT", "test").as_str() {
+        "test" => STREAM,
+        "validation" => VALIDATION_STREAM,
+        other => {
+            return Err(format!("POINTING_SPLIT must be test or validation, not {other}").into())
+        }
+    };
     let engine_cfg = EngineConfig::from_toml(&env_or("POINTING_ENGINE", ""))?;
     let dev = candle_core::Device::Cpu;
     let load_demo = |name: &str| {
@@ -261,7 +275,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut queries = Vec::new();
         let mut k = 0u64;
         while queries.len() < samples {
-            let ex = vqa_example(EVAL_SEED ^ STREAM, k, &scfg);
+            let ex = vqa_example(EVAL_SEED ^ stream, k, &scfg);
             k += 1;
             if matches!(
                 ex.question.kind,
@@ -307,7 +321,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let clip = load_demo("demo-clip")?;
         let ccfg = engine_cfg.clone();
         let cap: Vec<_> = (0..samples as u64)
-            .map(|k| caption_example(EVAL_SEED ^ STREAM, k, &scfg))
+            .map(|k| caption_example(EVAL_SEED ^ stream, k, &scfg))
             .collect();
         let mut names: Vec<String> = vec![dual.clone()];
         names.extend(estimators.iter().cloned());

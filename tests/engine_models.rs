@@ -364,3 +364,49 @@ fn vilt_many_samples_in_one_engine_match_single_games() {
         );
     }
 }
+
+#[test]
+fn vilt_samples_packed_from_threads_match_single_games() {
+    use multishap::engine::{Engine, Packer, ViltRows};
+    let model = load("vilt-vqa-tiny");
+    let cfg = EngineConfig::default();
+    let imgs = [image("chelsea.png"), image("coffee_portrait.png")];
+    let qs = ["how many cats are there?", "what color is the cup?"];
+    let rows = ViltRows::for_model(&model, &cfg).unwrap();
+    let packer = Packer::new(Engine::new(rows.clone(), cfg.batch.clone()).unwrap());
+    let samples: Vec<_> = imgs
+        .iter()
+        .zip(qs)
+        .map(|(im, q)| rows.prepare_input(&model, im, q, None).unwrap())
+        .collect();
+    let batches: Vec<CoalitionBatch> = samples
+        .iter()
+        .enumerate()
+        .map(|(k, s)| random_batch(s.players().total(), 30, 70 + k as u64))
+        .collect();
+    let got: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = packer
+            .seats(2)
+            .into_iter()
+            .zip(samples)
+            .zip(&batches)
+            .map(|((mut seat, sample), batch)| {
+                scope.spawn(move || {
+                    seat.enter(sample).unwrap();
+                    seat.evaluate(batch).unwrap().to_vec1::<f32>().unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(packer.stats().max_samples_per_dispatch, 2);
+    for (k, (im, q)) in imgs.iter().zip(qs).enumerate() {
+        let mut single = ViltVqaGame::new(&model, im, q, &cfg).unwrap();
+        let want: Vec<f32> = single.evaluate(&batches[k]).unwrap().to_vec1().unwrap();
+        assert!(
+            max_diff(&got[k], &want) <= 1e-5,
+            "sample {k}: {}",
+            max_diff(&got[k], &want)
+        );
+    }
+}

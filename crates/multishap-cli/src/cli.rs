@@ -145,6 +145,11 @@ pub struct RunArgs {
     /// Only the first N samples (of this shard).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Explain N samples together, their coalitions packed into shared
+    /// forward passes (ViLT models; overrides `[batch] samples_in_flight`;
+    /// default: 1 on the CPU, 8 on a GPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples_in_flight: Option<u64>,
     /// Seconds between progress log lines when stderr is not a terminal.
     #[arg(long, default_value_t = 30.0)]
     pub log_every: f64,

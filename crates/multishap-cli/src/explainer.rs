@@ -11,8 +11,8 @@ use multishap_core::{
     InteractionEstimate, Players,
 };
 use multishap_engine::{
-    AnswerTarget, ClipRetrievalGame, EngineConfig, EngineError, PatchGrid, RetrievalScore,
-    ViltItmGame, ViltVqaGame, VqaScore,
+    AnswerTarget, ClipRetrievalGame, Engine, EngineConfig, EngineError, Packer, PackingStats,
+    PatchGrid, RetrievalScore, Seat, ViltItmGame, ViltRows, ViltSample, ViltVqaGame, VqaScore,
 };
 use multishap_models::{AnyImageProcessor, AnyModel, LoadedModel};
 use multishap_report::{
@@ -91,12 +91,83 @@ impl AnyGame<'_> {
 
     /// Values of the full and the empty coalition.
     pub fn full_and_empty(&mut self) -> Result<(f64, f64)> {
-        let d = self.players().total();
-        let batch = CoalitionBatch::from_iter([Coalition::full(d), Coalition::empty(d)]);
-        let v: Tensor = self.as_game().evaluate(&batch)?;
-        let v = v.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        Ok((v[0], v[1]))
+        full_and_empty(self.as_game())
     }
+}
+
+/// What a record needs to know about a sample's game besides the estimate.
+#[derive(Debug, Clone)]
+pub struct GameFacts {
+    pub tokens: Vec<String>,
+    pub grid: PatchGrid,
+    pub kind: GameKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum GameKind {
+    /// ViLT VQA: the unmasked (answer, probability) and the scored answer.
+    Vqa {
+        prediction: (String, f32),
+        target_label: Option<String>,
+    },
+    Itm,
+    Clip,
+}
+
+impl GameFacts {
+    fn of_vilt_sample(s: &ViltSample, vqa: bool) -> Self {
+        let kind = if vqa {
+            GameKind::Vqa {
+                prediction: s
+                    .prediction
+                    .as_ref()
+                    .map(|p| (p.label.clone(), p.probability))
+                    .unwrap_or_default(),
+                target_label: s.target_label.clone(),
+            }
+        } else {
+            GameKind::Itm
+        };
+        Self {
+            tokens: s.tokens(),
+            grid: *s.image.grid(),
+            kind,
+        }
+    }
+}
+
+impl AnyGame<'_> {
+    pub fn facts(&self) -> GameFacts {
+        let kind = match self {
+            AnyGame::Vqa(g) => GameKind::Vqa {
+                prediction: g.prediction(),
+                target_label: g.target().1.map(str::to_string),
+            },
+            AnyGame::Itm(_) => GameKind::Itm,
+            AnyGame::Clip(_) => GameKind::Clip,
+        };
+        GameFacts {
+            tokens: self.tokens(),
+            grid: self.grid(),
+            kind,
+        }
+    }
+}
+
+/// The records of [`Explainer::explain_group`], one per input, and the
+/// packer's counters when the group was packed.
+pub struct GroupOutcome {
+    pub results: Vec<Result<ExplanationRecord>>,
+    pub packing: Option<PackingStats>,
+}
+
+/// Values of the full and the empty coalition of any game.
+fn full_and_empty(game: &mut dyn Game) -> Result<(f64, f64)> {
+    let d = game.players().total();
+    let batch = CoalitionBatch::from_iter([Coalition::full(d), Coalition::empty(d)]);
+    let v: Tensor = game.evaluate(&batch)?;
+    let v = v.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    Ok((v[0], v[1]))
 }
 
 /// The most frequent answer (first on ties): VQAv2's ten human answers -> one target.
@@ -206,13 +277,7 @@ impl Explainer {
         let cfg = &self.settings.engine;
         let g = match &self.model.model {
             AnyModel::ViltVqa(_) => {
-                let gt = majority_answer(input.answers);
-                if cfg.scorer.target == AnswerTarget::GroundTruth && gt.is_none() {
-                    return Err(user(format!(
-                        "sample {}: scorer.target = ground_truth but the sample has no answer",
-                        input.id
-                    )));
-                }
+                let gt = self.ground_truth(input)?;
                 AnyGame::Vqa(
                     ViltVqaGame::with_ground_truth(&self.model, image, input.text, gt, cfg)
                         .map_err(engine_err)?,
@@ -247,10 +312,7 @@ impl Explainer {
                 .approximate_dual(g, budget, seed)
                 .map_err(core_err)?
         } else {
-            estimator_by_name(estimator)
-                .map_err(core_err)?
-                .approximate(game.as_game(), budget, seed)
-                .map_err(core_err)?
+            self.joint_estimate(game.as_game(), estimator, budget, seed)?
         };
         Ok(est)
     }
@@ -270,8 +332,117 @@ impl Explainer {
             .full_and_empty()
             .context("scoring the full and the empty input")?;
         let est = self.estimate(&mut game, &self.settings.estimator, budget, seed)?;
-        let record = self.record(input, &image, &game, &est, budget, seed, full, empty)?;
+        let record = self.record(
+            input,
+            &image,
+            &game.facts(),
+            &est,
+            budget,
+            seed,
+            full,
+            empty,
+        )?;
         Ok((record, image))
+    }
+
+    /// Explains several samples (each with its seed), one result per input,
+    /// in order. On a ViLT model with more than one input, the samples'
+    /// estimators run on threads of their own and their coalitions share
+    /// forward passes ([`multishap_engine::packing`]); otherwise they run one
+    /// after the other. A sample's failure is its own result; the outer error
+    /// is for failures that concern every sample.
+    pub fn explain_group(&self, inputs: &[(SampleInput, u64)]) -> Result<GroupOutcome> {
+        let vilt = matches!(
+            self.model.model,
+            AnyModel::ViltVqa(_) | AnyModel::ViltRetrieval(_)
+        );
+        if inputs.len() < 2 || !vilt || self.settings.estimator == DUAL_ESTIMATOR {
+            return Ok(GroupOutcome {
+                results: inputs
+                    .iter()
+                    .map(|(input, seed)| self.explain(input, *seed).map(|(r, _)| r))
+                    .collect(),
+                packing: None,
+            });
+        }
+        let cfg = &self.settings.engine;
+        let rows = ViltRows::for_model(&self.model, cfg).map_err(engine_err)?;
+        let packer = Packer::new(Engine::new(rows, cfg.batch.clone()).map_err(engine_err)?);
+        let seats = packer.seats(inputs.len());
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = seats
+                .into_iter()
+                .zip(inputs)
+                .map(|(seat, (input, seed))| {
+                    scope.spawn(move || self.explain_seated(seat, input, *seed))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "internal error: the sample's thread panicked"
+                        ))
+                    })
+                })
+                .collect()
+        });
+        Ok(GroupOutcome {
+            results,
+            packing: Some(packer.stats()),
+        })
+    }
+
+    /// One sample of [`Self::explain_group`], evaluated through its seat.
+    fn explain_seated(
+        &self,
+        mut seat: Seat<'_, ViltRows<'_>>,
+        input: &SampleInput,
+        seed: u64,
+    ) -> Result<ExplanationRecord> {
+        let image = load_image(input.image)?;
+        let cfg = &self.settings.engine;
+        let vqa = self.is_vqa();
+        let gt = if vqa { self.ground_truth(input)? } else { None };
+        let rows = ViltRows::for_model(&self.model, cfg).map_err(engine_err)?;
+        let sample = rows
+            .prepare_input(&self.model, &image, input.text, gt)
+            .map_err(engine_err)?;
+        let facts = GameFacts::of_vilt_sample(&sample, vqa);
+        seat.enter(sample).map_err(engine_err)?;
+        let budget = self.settings.budget_for(seat.players())?;
+        let (full, empty) =
+            full_and_empty(&mut seat).context("scoring the full and the empty input")?;
+        let est = self.joint_estimate(&mut seat, &self.settings.estimator, budget, seed)?;
+        // leave before the record is assembled: the other samples need not wait
+        drop(seat);
+        self.record(input, &image, &facts, &est, budget, seed, full, empty)
+    }
+
+    /// The answer a VQA sample is scored on when `scorer.target = ground_truth`.
+    fn ground_truth<'i>(&self, input: &SampleInput<'i>) -> Result<Option<&'i str>> {
+        let gt = majority_answer(input.answers);
+        if self.settings.engine.scorer.target == AnswerTarget::GroundTruth && gt.is_none() {
+            return Err(user(format!(
+                "sample {}: scorer.target = ground_truth but the sample has no answer",
+                input.id
+            )));
+        }
+        Ok(gt)
+    }
+
+    fn joint_estimate(
+        &self,
+        game: &mut dyn Game,
+        estimator: &str,
+        budget: usize,
+        seed: u64,
+    ) -> Result<InteractionEstimate> {
+        estimator_by_name(estimator)
+            .map_err(core_err)?
+            .approximate(game, budget, seed)
+            .map_err(core_err)
     }
 
     /// Assembles the record of an estimate.
@@ -280,7 +451,7 @@ impl Explainer {
         &self,
         input: &SampleInput,
         image: &DynamicImage,
-        game: &AnyGame,
+        game: &GameFacts,
         est: &InteractionEstimate,
         budget: usize,
         seed: u64,
@@ -288,7 +459,7 @@ impl Explainer {
         empty: f64,
     ) -> Result<ExplanationRecord> {
         let cfg = &self.settings.engine;
-        let grid = game.grid();
+        let grid = game.grid;
         let original = (image.width(), image.height());
         let geometry = Geometry::for_processor(
             &self.model.image_processor,
@@ -300,24 +471,25 @@ impl Explainer {
             .iter()
             .map(|b| geometry.to_original(b))
             .collect();
-        let (scorer, target, prediction) = match game {
-            AnyGame::Vqa(g) => {
-                let (label, prob) = g.prediction();
-                let (_, target_label) = g.target();
+        let (scorer, target, prediction) = match &game.kind {
+            GameKind::Vqa {
+                prediction: (label, prob),
+                target_label,
+            } => {
                 let target = match cfg.scorer.target {
                     AnswerTarget::Predicted => None,
-                    _ => target_label.map(str::to_string),
+                    _ => target_label.clone(),
                 };
                 (
                     vqa_scorer_name(cfg.scorer.vqa).to_string(),
                     target,
                     Prediction {
-                        label,
-                        score: prob as f64,
+                        label: label.clone(),
+                        score: *prob as f64,
                     },
                 )
             }
-            AnyGame::Itm(_) => (
+            GameKind::Itm => (
                 "vilt-itm-logit".to_string(),
                 None,
                 Prediction {
@@ -325,7 +497,7 @@ impl Explainer {
                     score: full,
                 },
             ),
-            AnyGame::Clip(_) => {
+            GameKind::Clip => {
                 let s = match cfg.scorer.retrieval {
                     RetrievalScore::Cosine => "clip-cosine",
                     RetrievalScore::ScaledLogit => "clip-scaled-logit",
@@ -376,7 +548,7 @@ impl Explainer {
             question_type: input.question_type.map(str::to_string),
             text: input.text.to_string(),
             image: Some(image_path.display().to_string()),
-            tokens: game.tokens(),
+            tokens: game.tokens.clone(),
             grid: ReportGrid {
                 rows: grid.rows,
                 cols: grid.cols,

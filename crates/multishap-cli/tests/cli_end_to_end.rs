@@ -374,6 +374,56 @@ fn per_sample_failures_go_to_errors_jsonl() {
 }
 
 #[test]
+fn run_with_samples_in_flight_packs_samples_and_gives_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), true); // five samples and one missing image
+    let go = |in_flight: usize| {
+        let cfg = config(
+            &dir.path().join(format!("c{in_flight}")),
+            "vilt-vqa-tiny",
+            &format!("[batch]\nsamples_in_flight = {in_flight}\n"),
+        );
+        let out = dir.path().join(format!("out{in_flight}"));
+        let o = run(bin()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--manifest")
+            .arg(&m)
+            .arg("--out")
+            .arg(&out));
+        assert_ok(&o);
+        assert!(stderr(&o).contains("sample zz failed"), "{}", stderr(&o));
+        let packed = stderr(&o).contains("up to 4 samples per packed engine call");
+        assert_eq!(packed, in_flight == 4, "{}", stderr(&o));
+        records(&out.join("results.jsonl"))
+    };
+    fs::create_dir_all(dir.path().join("c1")).unwrap();
+    fs::create_dir_all(dir.path().join("c4")).unwrap();
+    let one = go(1);
+    let packed = go(4); // groups of 4 and 2 samples, the failing one among them
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        packed.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(one.len(), 5);
+    for (id, a) in &one {
+        let b = &packed[id];
+        assert_eq!((a.seed, a.evaluations), (b.seed, b.evaluations), "{id}");
+        assert_eq!(a.tokens, b.tokens);
+        assert!((a.full_score - b.full_score).abs() <= 1e-5, "{id}");
+        let diff = a
+            .sii
+            .iter()
+            .flatten()
+            .zip(b.sii.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f64, f64::max);
+        // packing changes only which rows share a forward pass: float rounding
+        assert!(diff <= 1e-5, "{id}: SII differs by {diff}");
+    }
+}
+
+#[test]
 fn malformed_inputs_give_one_clear_error_each() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "vilt-vqa-tiny", "");

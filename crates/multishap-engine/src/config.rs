@@ -185,6 +185,13 @@ pub struct BatchConfig {
     /// Coalition values kept per sample across calls (0 disables the cache).
     /// Default 1,000,000.
     pub cache_capacity: usize,
+    /// Samples that `multishap run` explains together (ViLT models): each
+    /// sample's estimator runs on its own thread and their coalitions share
+    /// forward passes ([`crate::packing`]). Pays off where one sample's
+    /// request does not fill a batch (a GPU with a large batch, small
+    /// budgets). 0 = auto: 1 on the CPU, where one sample's thousands of
+    /// coalitions already fill its small batches, 8 on a GPU. Default 0.
+    pub samples_in_flight: usize,
 }
 
 impl BatchConfig {
@@ -197,6 +204,15 @@ impl BatchConfig {
         }
         c
     }
+
+    /// [`Self::samples_in_flight`] resolved for `device` (never 0).
+    pub fn samples_in_flight_on(&self, device: &candle_core::Device) -> usize {
+        match self.samples_in_flight {
+            0 if device.is_cpu() => 1,
+            0 => 8,
+            n => n,
+        }
+    }
 }
 
 impl Default for BatchConfig {
@@ -206,6 +222,7 @@ impl Default for BatchConfig {
             memory_budget_mib: 4096,
             cpu_memory_budget_mib: 384,
             cache_capacity: 1_000_000,
+            samples_in_flight: 0,
         }
     }
 }

@@ -49,18 +49,11 @@ impl<M: RowModel> Engine<M> {
 
     /// Add a sample; returns its index.
     pub fn add_sample(&mut self, sample: M::Sample) -> usize {
+        // the scheduler starts at max_batch; each sample can only lower it, so
+        // a size halved by out-of-memory stays halved (also across
+        // `clear_samples`)
         let bytes = self.model.bytes_per_eval(&sample);
-        if self.samples.is_empty() {
-            let cfg = self.scheduler.config().clone();
-            let stats = self.scheduler.stats;
-            // first sample: derive the batch size from scratch
-            if let Ok(mut s) = Scheduler::new(cfg, bytes) {
-                s.stats = stats;
-                self.scheduler = s;
-            }
-        } else {
-            self.scheduler.set_bytes_per_eval(bytes);
-        }
+        self.scheduler.set_bytes_per_eval(bytes);
         self.caches
             .push(ValueCache::new(self.scheduler.config().cache_capacity));
         self.samples.push(sample);
@@ -89,6 +82,14 @@ impl<M: RowModel> Engine<M> {
 
     pub fn stats(&self) -> SchedulerStats {
         self.scheduler.stats
+    }
+
+    /// Drop every sample and its cache, keeping the scheduler (its batch size,
+    /// shrunk by out-of-memory errors, and its counters): the next group of
+    /// samples of a long run starts from what this one learned.
+    pub fn clear_samples(&mut self) {
+        self.samples.clear();
+        self.caches.clear();
     }
 
     /// Forget the cached values of sample `i`.

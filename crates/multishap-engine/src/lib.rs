@@ -7,6 +7,8 @@
 //!   deduplication and a per-sample value cache.
 //! * [`engine`]: many samples sharing one scheduler ([`Engine`]), with a
 //!   [`Game`](multishap_core::Game) view per sample.
+//! * [`packing`]: several samples' estimators, each on its own thread, packed
+//!   into the shared forward passes of one engine ([`Packer`]).
 //! * [`vilt`] and [`clip`]: the model games ([`ViltVqaGame`], [`ViltItmGame`],
 //!   [`ClipRetrievalGame`]).
 pub mod bench_support;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod grid;
 pub mod image_mask;
 pub mod memory;
+pub mod packing;
 pub mod scheduler;
 pub mod scorer;
 pub mod text_mask;
@@ -32,5 +35,6 @@ pub use error::{EngineError, Result};
 pub use grid::{PatchBox, PatchGrid};
 /// The image type game constructors take (re-exported so callers need no `image` dependency).
 pub use image::DynamicImage;
+pub use packing::{Packer, PackingStats, Seat};
 pub use scheduler::{Scheduler, SchedulerStats};
 pub use vilt::{Prediction, ViltEngine, ViltHead, ViltItmGame, ViltRows, ViltSample, ViltVqaGame};

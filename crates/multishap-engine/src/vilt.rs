@@ -103,6 +103,49 @@ impl<'m> ViltRows<'m> {
         self.head
     }
 
+    /// Rows of a loaded ViLT model, VQA or retrieval head.
+    pub fn for_model(model: &'m LoadedModel, cfg: &EngineConfig) -> Result<Self> {
+        let head = match &model.model {
+            AnyModel::ViltVqa(m) => ViltHead::Vqa(m),
+            AnyModel::ViltRetrieval(m) => ViltHead::Itm(m),
+            AnyModel::Clip(_) => {
+                return Err(EngineError::InvalidInput(format!(
+                    "{} is not a ViLT model",
+                    model.id
+                )))
+            }
+        };
+        Ok(Self::new(head, &model.device, cfg))
+    }
+
+    /// Preprocess and tokenise one (image, text) of `model` (the model these
+    /// rows were made from) into a sample: for VQA with the unmasked
+    /// prediction and the target answer (`ground_truth` is used when
+    /// `scorer.target = "ground_truth"`).
+    pub fn prepare_input(
+        &self,
+        model: &LoadedModel,
+        image: &image::DynamicImage,
+        text: &str,
+        ground_truth: Option<&str>,
+    ) -> Result<ViltSample> {
+        let (pixels, pixel_mask) = vilt_image(model, image)?;
+        let max_len = self.head.config().max_position_embeddings;
+        let enc = model.tokenizer.encode(text, max_len)?;
+        match self.head {
+            ViltHead::Vqa(_) => {
+                self.prepare_vqa(&pixels, &pixel_mask, &enc, &model.tokenizer, ground_truth)
+            }
+            ViltHead::Itm(_) => self.prepare(
+                &pixels,
+                &pixel_mask,
+                &enc,
+                model.tokenizer.mask_token_id(),
+                model.tokenizer.pad_token_id(),
+            ),
+        }
+    }
+
     /// Prepare a sample from a preprocessed image (`[3, H, W]` normalised,
     /// pixel mask `[H, W]`) and an encoded text.
     pub fn prepare(
@@ -457,19 +500,14 @@ impl<'m> ViltVqaGame<'m> {
         ground_truth: Option<&str>,
         cfg: &EngineConfig,
     ) -> Result<Self> {
-        let AnyModel::ViltVqa(vqa) = &model.model else {
+        if !matches!(model.model, AnyModel::ViltVqa(_)) {
             return Err(EngineError::InvalidInput(format!(
                 "{} is not a ViLT VQA model",
                 model.id
             )));
-        };
-        let (pixels, pixel_mask) = vilt_image(model, image)?;
-        let enc = model
-            .tokenizer
-            .encode(question, vqa.vilt().config().max_position_embeddings)?;
-        let rows = ViltRows::new(ViltHead::Vqa(vqa), &model.device, cfg);
-        let sample =
-            rows.prepare_vqa(&pixels, &pixel_mask, &enc, &model.tokenizer, ground_truth)?;
+        }
+        let rows = ViltRows::for_model(model, cfg)?;
+        let sample = rows.prepare_input(model, image, question, ground_truth)?;
         Self::from_sample(rows, sample, cfg)
     }
 
@@ -508,24 +546,14 @@ impl<'m> ViltItmGame<'m> {
         caption: &str,
         cfg: &EngineConfig,
     ) -> Result<Self> {
-        let AnyModel::ViltRetrieval(itm) = &model.model else {
+        if !matches!(model.model, AnyModel::ViltRetrieval(_)) {
             return Err(EngineError::InvalidInput(format!(
                 "{} is not a ViLT retrieval model",
                 model.id
             )));
-        };
-        let (pixels, pixel_mask) = vilt_image(model, image)?;
-        let enc = model
-            .tokenizer
-            .encode(caption, itm.vilt().config().max_position_embeddings)?;
-        let rows = ViltRows::new(ViltHead::Itm(itm), &model.device, cfg);
-        let sample = rows.prepare(
-            &pixels,
-            &pixel_mask,
-            &enc,
-            model.tokenizer.mask_token_id(),
-            model.tokenizer.pad_token_id(),
-        )?;
+        }
+        let rows = ViltRows::for_model(model, cfg)?;
+        let sample = rows.prepare_input(model, image, caption, None)?;
         Self::from_sample(rows, sample, cfg)
     }
 
@@ -565,12 +593,9 @@ impl<'m> ViltEngine<'m> {
         question: &str,
         ground_truth: Option<&str>,
     ) -> Result<usize> {
-        let (pixels, pixel_mask) = vilt_image(model, image)?;
-        let max_len = self.model().head().config().max_position_embeddings;
-        let enc = model.tokenizer.encode(question, max_len)?;
-        let s =
-            self.model()
-                .prepare_vqa(&pixels, &pixel_mask, &enc, &model.tokenizer, ground_truth)?;
+        let s = self
+            .model()
+            .prepare_input(model, image, question, ground_truth)?;
         Ok(self.add_sample(s))
     }
 }

@@ -1,6 +1,8 @@
 //! `multishap run`: explain a dataset into an append-only `results.jsonl`.
 //!
-//! - One record per sample, flushed and fsynced before the next sample starts.
+//! - One record per sample, flushed and fsynced before the next sample starts
+//!   (with `[batch] samples_in_flight = n`, before the next group of n
+//!   samples, explained together, starts).
 //! - `--resume` skips ids already in the results file (a torn last line from a
 //!   crash is ignored and repaired); without `--resume` or `--force` an existing
 //!   non-empty results file is never overwritten.
@@ -166,29 +168,57 @@ pub fn run(a: &RunArgs) -> Result<RunSummary> {
     let mut progress = Progress::new(&label, todo.len(), a.log_every);
     let (mut done, mut failed) = (0, 0);
     let mut warned_nan = false;
-    for s in &todo {
-        let input = SampleInput::from(s);
-        let seed = sample_seed(explainer.settings.seed, &s.id);
-        match explainer.explain(&input, seed) {
-            Ok((record, _)) => {
-                if !warned_nan && crate::explainer::has_undefined_stderr(&record) {
-                    warned_nan = true;
-                    progress.println(crate::explainer::UNDEFINED_STDERR_WARNING);
+    let in_flight = match a.samples_in_flight {
+        Some(n) => n as usize,
+        None => explainer
+            .settings
+            .engine
+            .batch
+            .samples_in_flight_on(&explainer.model.device),
+    };
+    let (mut packed_calls, mut most_packed) = (0, 0);
+    for group in todo.chunks(in_flight) {
+        let inputs: Vec<(SampleInput, u64)> = group
+            .iter()
+            .map(|s| {
+                (
+                    SampleInput::from(s),
+                    sample_seed(explainer.settings.seed, &s.id),
+                )
+            })
+            .collect();
+        let outcome = explainer.explain_group(&inputs)?;
+        if let Some(p) = outcome.packing {
+            packed_calls += p.dispatches;
+            most_packed = most_packed.max(p.max_samples_per_dispatch);
+        }
+        for (s, outcome) in group.iter().zip(outcome.results) {
+            match outcome {
+                Ok(record) => {
+                    if !warned_nan && crate::explainer::has_undefined_stderr(&record) {
+                        warned_nan = true;
+                        progress.println(crate::explainer::UNDEFINED_STDERR_WARNING);
+                    }
+                    results.append(&record)?;
+                    done += 1;
+                    progress.sample(record.evaluations, true);
                 }
-                results.append(&record)?;
-                done += 1;
-                progress.sample(record.evaluations, true);
-            }
-            Err(e) => {
-                let msg = one_line(&e);
-                errors.append(&s.id, &msg)?;
-                failed += 1;
-                progress.println(&format!("{label}: sample {} failed: {msg}", s.id));
-                progress.sample(0, false);
+                Err(e) => {
+                    let msg = one_line(&e);
+                    errors.append(&s.id, &msg)?;
+                    failed += 1;
+                    progress.println(&format!("{label}: sample {} failed: {msg}", s.id));
+                    progress.sample(0, false);
+                }
             }
         }
     }
     progress.finish();
+    if packed_calls > 0 {
+        eprintln!(
+            "{label}: samples_in_flight = {in_flight}: up to {most_packed} samples per packed engine call ({packed_calls} calls)"
+        );
+    }
     eprintln!(
         "{label}: {done} explained, {failed} failed, {skipped} skipped -> {}{}",
         results_path.display(),
