@@ -7,7 +7,7 @@
 //!     [--vilt-hidden N] [--vilt-intermediate N] [--vilt-layers N] [--vilt-heads N] [--vilt-patch N]
 //!     [--vilt-aux X] [--vilt-ground X] [--vilt-aux-layer I] [--vilt-ground-layer I]
 //!     [--clip-aux X] [--clip-word-mask-prob X] [--question-weights C,S,E,N] [--word-mask-prob X]
-//!     [--key-word-mask-prob X] [--key-word-mask-uniform] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
+//!     [--key-word-mask-prob X] [--key-word-mask-uniform] [--distractor-mask-prob X] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, one thread
 //! each): CLIP 6000 steps at lr 3e-3 with the per-patch auxiliary loss
@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut word_mask_prob = 0.0f64;
     let mut clip_word_mask_prob = 0.5f64;
     let mut key_word_mask_prob = 0.0f64;
+    let mut distractor_mask_prob = 0.0f64;
     let mut key_word_mask_uniform = false;
     let mut log_every = 500usize;
     let mut content_weight = 0.0f64;
@@ -109,6 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--word-mask-prob" => word_mask_prob = val()?.parse()?,
             "--clip-word-mask-prob" => clip_word_mask_prob = val()?.parse()?,
             "--key-word-mask-prob" => key_word_mask_prob = val()?.parse()?,
+            "--distractor-mask-prob" => distractor_mask_prob = val()?.parse()?,
             "--key-word-mask-uniform" => key_word_mask_uniform = true,
             "--question-weights" => {
                 let v = val()?;
@@ -136,6 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         word_mask_prob: 0.0,
         clip_word_mask_prob: 0.0,
         key_word_mask_prob: 0.0,
+        distractor_mask_prob: 0.0,
         key_word_mask_uniform: false,
         content_weight: 0.0,
         sincos_pos_scale: 0.0,
@@ -175,6 +178,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             aux_weight: vilt_aux,
             word_mask_prob,
             key_word_mask_prob,
+            distractor_mask_prob,
             key_word_mask_uniform,
             content_weight,
             sincos_pos_scale: sincos,

@@ -34,7 +34,7 @@ use super::questions::{
     QuestionKind,
 };
 use super::rng::DemoRng;
-use super::scene::{Colour, RenderedScene, Scene, SceneConfig, ShapeKind};
+use super::scene::{Colour, RenderedScene, Scene, SceneConfig, ShapeKind, ShapeMask};
 use super::twin::{ClipTwin, ViltVqaTwin};
 use crate::clip::ClipConfig;
 use crate::vilt::ViltConfig;
@@ -191,6 +191,60 @@ pub fn grey_out_background_patches(
         }
     }
     count
+}
+
+/// Keep mask `[B, 1, S, S]` (1 keep, 0 grey) for
+/// [`TrainConfig::distractor_mask_prob`]: in a share `prob` of the colour-of /
+/// shape-of examples with more than one shape, each patch holding pixels of a
+/// non-target shape and none of the target is greyed with probability 0.5.
+fn distractor_keep_mask(
+    examples: &[VqaExample],
+    size: u32,
+    patch: u32,
+    rng: &mut DemoRng,
+    prob: f64,
+    dev: &Device,
+) -> DemoResult<Tensor> {
+    let g = size / patch;
+    let n = (size * size) as usize;
+    let mut keep = vec![1f32; examples.len() * n];
+    for (e, ex) in examples.iter().enumerate() {
+        let masks = &ex.rendered.masks;
+        let about_one = matches!(
+            ex.question.kind,
+            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+        );
+        let Some(target) = ex.question.target.filter(|_| about_one && masks.len() > 1) else {
+            continue;
+        };
+        if !rng.bernoulli(prob) {
+            continue;
+        }
+        let row = &mut keep[e * n..(e + 1) * n];
+        for r in 0..g {
+            for c in 0..g {
+                let (x0, y0) = (c * patch, r * patch);
+                let area = |m: &ShapeMask| m.area_in_box(x0, y0, x0 + patch, y0 + patch);
+                let on_target = area(&masks[target]) > 0;
+                let on_other = masks
+                    .iter()
+                    .enumerate()
+                    .any(|(k, m)| k != target && area(m) > 0);
+                if on_other && !on_target && rng.bernoulli(0.5) {
+                    for y in y0..y0 + patch {
+                        for x in x0..x0 + patch {
+                            row[(y * size + x) as usize] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(
+        keep,
+        (examples.len(), 1, size as usize, size as usize),
+        dev,
+    )?)
 }
 
 /// Normalise CHW [0,1] values in place: (x - mean) / std per channel.
@@ -532,6 +586,12 @@ pub struct TrainConfig {
     /// kind) whatever the image shows, and no patch is grounded; `false` = the
     /// target is spread over the scene's shapes' answers, every shape grounded.
     pub key_word_mask_uniform: bool,
+    /// ViLT: share of colour-of / shape-of training questions on scenes with
+    /// several shapes in which each patch showing another shape (and none of
+    /// the target) is greyed out with probability 0.5, as the explainer greys
+    /// patches; the answer stays the same (it is about the target shape), so
+    /// the model learns not to find the target by elimination of the others.
+    pub distractor_mask_prob: f64,
     /// CLIP: share of training captions whose words (any word, colour and
     /// shape words included) are each replaced by id 0 with probability 0.3,
     /// as the explainer masks caption words; the image stays the positive.
@@ -977,6 +1037,7 @@ pub fn train_vilt_from(
     let protected = protected_word_ids(&mut tok)?;
     let mut word_rng = DemoRng::for_stream(tc.seed ^ 0x3A5C, u64::MAX);
     let mut key_rng = DemoRng::for_stream(tc.seed ^ 0x3A5D, u64::MAX);
+    let mut distractor_rng = DemoRng::for_stream(tc.seed ^ 0x3A5E, u64::MAX);
     let scfg = scene_cfg(spec.image_size);
     let mut noise_rng = DemoRng::for_stream(tc.seed, u64::MAX);
     let start = Instant::now();
@@ -1005,6 +1066,20 @@ pub fn train_vilt_from(
             Some((&mut noise_rng, tc.bg_mask_prob, tc.bg_patch_prob)),
             &dev,
         )?;
+        let pix = if tc.distractor_mask_prob > 0.0 {
+            // grey is 0 after ViLT's normalisation (mean 0.5, std 0.5)
+            let keep = distractor_keep_mask(
+                &ex,
+                spec.image_size as u32,
+                spec.patch_size as u32,
+                &mut distractor_rng,
+                tc.distractor_mask_prob,
+                &dev,
+            )?;
+            pix.broadcast_mul(&keep)?
+        } else {
+            pix
+        };
         let ids = if tc.word_mask_prob > 0.0 {
             mask_template_words(&ids, &protected, &mut word_rng, tc.word_mask_prob)?
         } else {
@@ -1451,6 +1526,50 @@ mod tests {
     }
 
     #[test]
+    fn distractor_masking_greys_only_other_shapes_patches() {
+        let cfg = scene_cfg(96);
+        let ex: Vec<VqaExample> = (0..64).map(|k| vqa_example(13, k, &cfg)).collect();
+        let mut rng = DemoRng::new(3);
+        let keep = distractor_keep_mask(&ex, 96, 16, &mut rng, 1.0, &Device::Cpu)
+            .unwrap()
+            .flatten_from(1)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let mut greyed_examples = 0;
+        for (e, row) in ex.iter().zip(&keep) {
+            let masks = &e.rendered.masks;
+            let eligible = masks.len() > 1
+                && matches!(
+                    e.question.kind,
+                    QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
+                );
+            let grey: Vec<usize> = (0..36)
+                .filter(|&p| row[(p / 6) * 16 * 96 + (p % 6) * 16] == 0.0)
+                .collect();
+            if !eligible {
+                assert!(row.iter().all(|&v| v == 1.0), "{}", e.question.text);
+                continue;
+            }
+            greyed_examples += usize::from(!grey.is_empty());
+            let target = e.question.target.unwrap();
+            for p in grey {
+                let (x0, y0) = ((p as u32 % 6) * 16, (p as u32 / 6) * 16);
+                let area = |m: &ShapeMask| m.area_in_box(x0, y0, x0 + 16, y0 + 16);
+                assert_eq!(area(&masks[target]), 0, "a target patch was greyed");
+                assert!(
+                    masks.iter().any(|m| area(m) > 0),
+                    "a background patch was greyed"
+                );
+                // whole patches
+                let (x, y) = (x0 as usize + 15, y0 as usize + 15);
+                assert_eq!(row[y * 96 + x], 0.0);
+            }
+        }
+        assert!(greyed_examples > 5, "{greyed_examples}");
+    }
+
+    #[test]
     fn key_word_masking_spreads_the_answer_over_the_scene() {
         let mut tok = CachedTokenizer::from_json(&bert_tokenizer_json()).unwrap();
         let labels = answer_labels();
@@ -1542,6 +1661,7 @@ mod tests {
             word_mask_prob: 0.5,
             clip_word_mask_prob: 0.0,
             key_word_mask_prob: 0.0,
+            distractor_mask_prob: 0.0,
             key_word_mask_uniform: false,
             content_weight: 1.0,
             sincos_pos_scale: 0.5,
