@@ -139,19 +139,28 @@ pub enum FusedAct {
 }
 
 fn apply_inplace(a: FusedAct, xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { apply_avx2(a, xs) };
-        return;
-    }
-    apply_generic(a, xs)
+    with_avx2(
+        #[inline(always)]
+        || apply_generic(a, xs),
+    )
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn apply_avx2(a: FusedAct, xs: &mut [f32]) {
-    apply_generic(a, xs)
+/// Runs `f` inside a function compiled for AVX2 when the CPU has it, so that
+/// the loops of `f` (inlined there: mark the closure `#[inline(always)]`)
+/// vectorise with 256-bit lanes; plain `f()` otherwise. One dispatch for the
+/// activation and the softmax rows.
+#[inline(always)]
+fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { avx2(f) };
+    }
+    f()
 }
 
 #[inline(always)]
@@ -342,19 +351,10 @@ pub fn attention(
 }
 
 fn softmax_row(row: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { softmax_row_avx2(row) };
-        return;
-    }
-    softmax_row_generic(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn softmax_row_avx2(row: &mut [f32]) {
-    softmax_row_generic(row)
+    with_avx2(
+        #[inline(always)]
+        || softmax_row_generic(row),
+    )
 }
 
 #[inline(always)]
