@@ -7,7 +7,7 @@
 //!     [--vilt-hidden N] [--vilt-intermediate N] [--vilt-layers N] [--vilt-heads N] [--vilt-patch N]
 //!     [--vilt-aux X] [--vilt-ground X] [--vilt-aux-layer I] [--vilt-ground-layer I]
 //!     [--clip-aux X] [--clip-word-mask-prob X] [--question-weights C,S,E,N] [--word-mask-prob X]
-//!     [--key-word-mask-prob X] [--key-word-mask-uniform] [--distractor-mask-prob X] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
+//!     [--key-word-mask-prob X] [--key-word-mask-uniform | --key-word-mask-spread] [--distractor-mask-prob X] [--vilt-content X] [--vilt-sincos-pos X] [--log-every N]
 //! ```
 //! Defaults reproduce the shipped weights (seed 20260601, batch 32, one thread
 //! each): CLIP 6000 steps at lr 3e-3 with the per-patch auxiliary loss
@@ -15,10 +15,14 @@
 //! half the captions each word becomes id 0 with probability 0.3, as the
 //! explainer masks words); ViLT 6500 steps at lr 2e-3 from scratch with the
 //! per-patch auxiliary loss (`--vilt-aux 1`) and the grounding loss at weight 3
-//! (`--vilt-ground 3`), uniform question families. `--key-word-mask-prob`
-//! (ViLT: mask the key word of colour-of / shape-of questions, answer spread
-//! over the scene's shapes, or with `--key-word-mask-uniform` over every
-//! answer of the family) is off: it lowered accuracy and the pointing game. The auxiliary
+//! (`--vilt-ground 3`), uniform question families, and masking as the
+//! explainer masks words: in 15% of the colour-of / shape-of questions the key
+//! word becomes `[MASK]` and the question unanswerable (`--key-word-mask-prob
+//! 0.15`, target uniform over the family's answers: `--key-word-mask-uniform`;
+//! `--key-word-mask-spread` spreads it over the scene's shapes instead), and in
+//! half the questions each template word becomes `[MASK]` with probability 0.3
+//! (`--word-mask-prob 0.5`), so that `[MASK]` alone does not signal "unanswerable".
+//! `--distractor-mask-prob` (grey other shapes' patches) is off. The auxiliary
 //! heads (per-patch shape kind / colour, `--vilt-content`: which colour-kind
 //! pairs the scene holds, `--vilt-ground`: is this patch on a shape the question
 //! refers to) are training-only and never saved; `--vilt-aux-layer` /
@@ -57,11 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut vilt_ground_layer: Option<usize> = None;
     let mut clip_aux = 1.0f64;
     let mut question_weights = [1.0f64; 4];
-    let mut word_mask_prob = 0.0f64;
+    let mut word_mask_prob = 0.5f64;
     let mut clip_word_mask_prob = 0.5f64;
-    let mut key_word_mask_prob = 0.0f64;
+    let mut key_word_mask_prob = 0.15f64;
     let mut distractor_mask_prob = 0.0f64;
-    let mut key_word_mask_uniform = false;
+    let mut key_word_mask_uniform = true;
     let mut log_every = 500usize;
     let mut content_weight = 0.0f64;
     let mut sincos = 0.0f64;
@@ -112,6 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--key-word-mask-prob" => key_word_mask_prob = val()?.parse()?,
             "--distractor-mask-prob" => distractor_mask_prob = val()?.parse()?,
             "--key-word-mask-uniform" => key_word_mask_uniform = true,
+            "--key-word-mask-spread" => key_word_mask_uniform = false,
             "--question-weights" => {
                 let v = val()?;
                 let w: Vec<f64> = v.split(',').map(str::parse).collect::<Result<_, _>>()?;

@@ -10,8 +10,9 @@
 //! Patches with shape pixels are never masked in training. Words: CLIP masks
 //! caption words as the explainer does (`clip_word_mask_prob`, the shipped
 //! setting; a caption with a masked word is a less specific, still true
-//! caption); ViLT can mask template words (`word_mask_prob`) or the key word
-//! (`key_word_mask_prob`), both off in the shipped model.
+//! caption); ViLT masks template words (`word_mask_prob`) and the key word
+//! (`key_word_mask_prob`, with `key_word_mask_uniform`: the masked question is
+//! unanswerable), both on in the shipped model (examples/train_demo.rs).
 //!
 //! Auxiliary losses (training only): a linear head on the patch tokens' final
 //! states predicts each patch's shape kind and colour ([`patch_targets`],
