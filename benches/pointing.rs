@@ -30,10 +30,10 @@
 use multishap::core::{
     dual_estimator_by_name, estimator_by_name, Approximator, DualApproximator, InteractionEstimate,
 };
-use multishap::engine::config::AnswerTarget;
-use multishap::engine::{ClipRetrievalGame, EngineConfig, ViltVqaGame};
+use multishap::engine::demo_queries::{demo_vqa_query, pointing_boxes};
+use multishap::engine::{ClipRetrievalGame, EngineConfig};
 use multishap::models::demo::pointing::{hit_rate, pointing_game, PatchBox, PointingOutcome};
-use multishap::models::demo::questions::{shape_caption, QuestionKind};
+use multishap::models::demo::questions::shape_caption;
 use multishap::models::demo::scene::{Scene, ShapeMask};
 use multishap::models::demo::train::{caption_example, vqa_example, EVAL_SEED};
 use multishap::models::demo::SceneConfig;
@@ -50,18 +50,6 @@ const VALIDATION_STREAM: u64 = 0x7A11_D000;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn boxes(engine_boxes: &[multishap::engine::PatchBox]) -> Vec<PatchBox> {
-    engine_boxes
-        .iter()
-        .map(|b| PatchBox {
-            x0: b.x0 as u32,
-            y0: b.y0 as u32,
-            x1: b.x1 as u32,
-            y1: b.y1 as u32,
-        })
-        .collect()
 }
 
 struct Row {
@@ -270,17 +258,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ViLT VQA.
     if only != "clip" {
         let vilt = load_demo("demo-vilt-vqa")?;
-        let mut cfg = engine_cfg.clone();
-        cfg.scorer.target = AnswerTarget::GroundTruth;
         let mut queries = Vec::new();
         let mut k = 0u64;
         while queries.len() < samples {
             let ex = vqa_example(EVAL_SEED ^ stream, k, &scfg);
             k += 1;
-            if matches!(
-                ex.question.kind,
-                QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-            ) {
+            if ex.question.kind.is_about_one_shape() {
                 queries.push(ex);
             }
         }
@@ -290,26 +273,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let mut row = Row::new("demo-vilt-vqa", name, budget);
                 for (i, ex) in queries.iter().enumerate() {
-                    let img = ex.rendered.image.clone().into();
-                    let mut game = ViltVqaGame::with_ground_truth(
-                        &vilt,
-                        &img,
-                        &ex.question.text,
-                        Some(&ex.question.answer),
-                        &cfg,
-                    )?;
-                    let tokens = game.tokens();
-                    let word = ex
-                        .question
-                        .key_word
-                        .as_deref()
-                        .and_then(|w| tokens.iter().position(|t| t == w));
-                    let (Some(word), Some(target)) = (word, ex.question.target) else {
+                    let mut q = demo_vqa_query(&vilt, ex, &engine_cfg)?;
+                    let (Some(word), Some(target)) = (q.key_word, ex.question.target) else {
                         continue;
                     };
-                    let b = boxes(&game.patch_boxes());
-                    let e = est.approximate(&mut game, budget, i as u64)?;
-                    row.score(&ex.rendered.masks, target, &b, &e, word)?;
+                    let e = est.approximate(&mut q.game, budget, i as u64)?;
+                    row.score(&ex.rendered.masks, target, &q.boxes, &e, word)?;
                 }
                 row.finish(t, &mut rows);
             }
@@ -350,7 +319,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         };
                         let mut game = ClipRetrievalGame::new(&clip, &img, &text, &ccfg)?;
                         let tokens = game.tokens();
-                        let b = boxes(&game.patch_boxes());
+                        let b = pointing_boxes(&game.patch_boxes());
                         let e = if *name == dual {
                             let d: Box<dyn DualApproximator> = dual_estimator_by_name(name)?;
                             d.approximate_dual(&mut game, budget, i as u64)?

@@ -15,9 +15,8 @@
 //! DECOMP_MODELS=/tmp/candidate DECOMP_QUERIES=32 DECOMP_DRAWS=48 cargo bench --bench sii_decomposition
 //! ```
 use multishap::core::{Coalition, CoalitionBatch, Game};
-use multishap::engine::config::AnswerTarget;
-use multishap::engine::{EngineConfig, ViltVqaGame};
-use multishap::models::demo::questions::QuestionKind;
+use multishap::engine::demo_queries::demo_vqa_query;
+use multishap::engine::EngineConfig;
 use multishap::models::demo::train::{vqa_example, EVAL_SEED};
 use multishap::models::demo::SceneConfig;
 use multishap::models::loading::{load, ModelSource};
@@ -42,8 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &dev,
         candle_core::DType::F32,
     )?;
-    let mut cfg = EngineConfig::default();
-    cfg.scorer.target = AnswerTarget::GroundTruth;
+    let cfg = EngineConfig::default();
     let scfg = SceneConfig {
         image_size: 96,
         ..SceneConfig::default()
@@ -57,35 +55,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while done < n_q {
         let ex = vqa_example(EVAL_SEED ^ VALIDATION_STREAM, k, &scfg);
         k += 1;
-        if !matches!(
-            ex.question.kind,
-            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-        ) || ex.rendered.masks.len() < 2
-        {
+        if !ex.question.kind.is_about_one_shape() || ex.rendered.masks.len() < 2 {
             continue;
         }
         done += 1;
-        let img = ex.rendered.image.clone().into();
-        let mut game = ViltVqaGame::with_ground_truth(
-            &vilt,
-            &img,
-            &ex.question.text,
-            Some(&ex.question.answer),
-            &cfg,
-        )?;
-        let tokens = game.tokens();
-        let Some(wtok) = ex
-            .question
-            .key_word
-            .as_deref()
-            .and_then(|w| tokens.iter().position(|t| t == w))
-        else {
+        let query = demo_vqa_query(&vilt, &ex, &cfg)?;
+        let (mut game, boxes) = (query.game, query.boxes);
+        let Some(wtok) = query.key_word else {
             continue;
         };
         let Some(target) = ex.question.target else {
             continue;
         };
-        let boxes = game.patch_boxes();
         let m = boxes.len();
         let d = game.players().total();
         let w = m + wtok;
@@ -120,11 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 b[p] += (sp - s) / draws as f64;
             }
         }
-        let cover = |mask: &multishap::models::demo::scene::ShapeMask, p: usize| {
-            let bx = &boxes[p];
-            mask.area_in_box(bx.x0 as u32, bx.y0 as u32, bx.x1 as u32, bx.y1 as u32) as f64
-                / ((bx.x1 - bx.x0) * (bx.y1 - bx.y0)) as f64
-        };
+        let cover =
+            |mask: &multishap::models::demo::scene::ShapeMask, p: usize| boxes[p].coverage(mask);
         let on_t: Vec<bool> = (0..m)
             .map(|p| cover(&ex.rendered.masks[target], p) >= 0.1)
             .collect();

@@ -229,10 +229,9 @@ fn retrieval_argmax(model: &ClipModel, pixels: &Tensor, ids: &Tensor, eos: &Tens
 #[test]
 fn shipped_vilt_points_at_the_shape_a_question_names() {
     use multishap::core::{estimator_by_name, Game};
-    use multishap::engine::config::AnswerTarget;
-    use multishap::engine::{EngineConfig, ViltVqaGame};
-    use multishap::models::demo::pointing::{pointing_game, PatchBox};
-    use multishap::models::demo::questions::QuestionKind;
+    use multishap::engine::demo_queries::demo_vqa_query;
+    use multishap::engine::EngineConfig;
+    use multishap::models::demo::pointing::pointing_game;
 
     let dir = model_dir("demo-vilt-vqa");
     let model = load(&ModelSource::Local(dir.clone()), &Device::Cpu, DType::F32).unwrap();
@@ -240,49 +239,21 @@ fn shipped_vilt_points_at_the_shape_a_question_names() {
         image_size: image_size(&dir),
         ..SceneConfig::default()
     };
-    let mut cfg = EngineConfig::default();
-    cfg.scorer.target = AnswerTarget::GroundTruth;
+    let cfg = EngineConfig::default();
     let est = estimator_by_name("shared-stratified").unwrap();
     let (mut hits, mut queries, mut k) = (0, 0, 0u64);
     while queries < 24 {
         let ex = vqa_example(EVAL_SEED ^ TEST_STREAM, k, &scfg);
         k += 1;
-        if !matches!(
-            ex.question.kind,
-            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-        ) {
+        if !ex.question.kind.is_about_one_shape() {
             continue;
         }
-        let img = ex.rendered.image.clone().into();
-        let mut game = ViltVqaGame::with_ground_truth(
-            &model,
-            &img,
-            &ex.question.text,
-            Some(&ex.question.answer),
-            &cfg,
-        )
-        .unwrap();
-        let tokens = game.tokens();
-        let word = ex
-            .question
-            .key_word
-            .as_deref()
-            .and_then(|w| tokens.iter().position(|t| t == w))
-            .expect("the key word is one word piece");
-        let boxes: Vec<PatchBox> = game
-            .patch_boxes()
-            .iter()
-            .map(|b| PatchBox {
-                x0: b.x0 as u32,
-                y0: b.y0 as u32,
-                x1: b.x1 as u32,
-                y1: b.y1 as u32,
-            })
-            .collect();
-        let n = game.players().text;
-        let e = est.approximate(&mut game, 512, k).unwrap();
+        let mut q = demo_vqa_query(&model, &ex, &cfg).unwrap();
+        let word = q.key_word.expect("the key word is one word piece");
+        let n = q.game.players().text;
+        let e = est.approximate(&mut q.game, 512, k).unwrap();
         let target = ex.question.target.expect("a question about one shape");
-        let o = pointing_game(&ex.rendered.masks[target], &boxes, &e.sii, n, word, 0.1).unwrap();
+        let o = pointing_game(&ex.rendered.masks[target], &q.boxes, &e.sii, n, word, 0.1).unwrap();
         hits += usize::from(o.hit);
         queries += 1;
     }

@@ -14,6 +14,7 @@
 pub mod bench_support;
 pub mod clip;
 pub mod config;
+pub mod demo_queries;
 pub mod engine;
 pub mod error;
 pub mod grid;

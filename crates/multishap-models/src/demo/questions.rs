@@ -19,6 +19,14 @@ pub enum QuestionKind {
     Count,
 }
 
+impl QuestionKind {
+    /// "what color is the {shape}?" / "what shape is {colour}?": the question
+    /// names one shape by its key word and asks about that shape alone.
+    pub fn is_about_one_shape(self) -> bool {
+        matches!(self, QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_))
+    }
+}
+
 /// A question, its answer, and which shape (if any) it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {

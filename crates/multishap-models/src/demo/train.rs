@@ -211,10 +211,7 @@ fn distractor_keep_mask(
     let mut keep = vec![1f32; examples.len() * n];
     for (e, ex) in examples.iter().enumerate() {
         let masks = &ex.rendered.masks;
-        let about_one = matches!(
-            ex.question.kind,
-            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-        );
+        let about_one = ex.question.kind.is_about_one_shape();
         let Some(target) = ex.question.target.filter(|_| about_one && masks.len() > 1) else {
             continue;
         };
@@ -759,10 +756,7 @@ fn mask_key_words(
     let mut rows = ids.to_vec2::<u32>()?;
     let mut masked = vec![false; rows.len()];
     for ((row, ex), m) in rows.iter_mut().zip(examples).zip(&mut masked) {
-        let about_one = matches!(
-            ex.question.kind,
-            QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-        );
+        let about_one = ex.question.kind.is_about_one_shape();
         let Some(word) = ex.question.key_word.as_deref() else {
             continue;
         };
@@ -1540,11 +1534,7 @@ mod tests {
         let mut greyed_examples = 0;
         for (e, row) in ex.iter().zip(&keep) {
             let masks = &e.rendered.masks;
-            let eligible = masks.len() > 1
-                && matches!(
-                    e.question.kind,
-                    QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-                );
+            let eligible = masks.len() > 1 && e.question.kind.is_about_one_shape();
             let grey: Vec<usize> = (0..36)
                 .filter(|&p| row[(p / 6) * 16 * 96 + (p % 6) * 16] == 0.0)
                 .collect();
@@ -1593,10 +1583,7 @@ mod tests {
             .unwrap();
         let mut n_masked = 0;
         for (i, e) in ex.iter().enumerate() {
-            let about_one = matches!(
-                e.question.kind,
-                QuestionKind::ColourOf(_) | QuestionKind::ShapeOf(_)
-            );
+            let about_one = e.question.kind.is_about_one_shape();
             assert_eq!(masked[i], about_one, "{}", e.question.text);
             let changed = before[i]
                 .iter()
