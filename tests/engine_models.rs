@@ -335,34 +335,51 @@ fn clip_grid_equals_joint_game_and_direct_calls() {
     }
 }
 
+/// The two (image, question) samples of the multi-sample tests.
+const TWO_QUESTIONS: [(&str, &str); 2] = [
+    ("chelsea.png", "how many cats are there?"),
+    ("coffee_portrait.png", "what color is the cup?"),
+];
+
+/// Each sample's values of `batches[k]` equal a single-sample game's within 1e-5.
+fn assert_single_games_agree(
+    model: &LoadedModel,
+    cfg: &EngineConfig,
+    batches: &[CoalitionBatch],
+    got: &[Vec<f32>],
+) {
+    for (k, (im, q)) in TWO_QUESTIONS.iter().enumerate() {
+        let mut single = ViltVqaGame::new(model, &image(im), q, cfg).unwrap();
+        let want: Vec<f32> = single.evaluate(&batches[k]).unwrap().to_vec1().unwrap();
+        assert!(
+            max_diff(&got[k], &want) <= 1e-5,
+            "sample {k}: {}",
+            max_diff(&got[k], &want)
+        );
+    }
+}
+
 #[test]
 fn vilt_many_samples_in_one_engine_match_single_games() {
     let model = load("vilt-vqa-tiny");
     let cfg = EngineConfig::default();
-    let imgs = [image("chelsea.png"), image("coffee_portrait.png")];
-    let qs = ["how many cats are there?", "what color is the cup?"];
     let mut eng = multishap::engine::ViltEngine::for_vqa(&model, &cfg).unwrap();
-    let ids: Vec<usize> = imgs
+    let ids: Vec<usize> = TWO_QUESTIONS
         .iter()
-        .zip(qs)
-        .map(|(im, q)| eng.add_vqa(&model, im, q, None).unwrap())
+        .map(|(im, q)| eng.add_vqa(&model, &image(im), q, None).unwrap())
         .collect();
     let batches: Vec<CoalitionBatch> = ids
         .iter()
         .map(|&i| random_batch(Game::players(&eng.game(i)).total(), 5, 40 + i as u64))
         .collect();
     let reqs: Vec<(usize, &CoalitionBatch)> = ids.iter().copied().zip(batches.iter()).collect();
-    let many = eng.evaluate_many(&reqs).unwrap();
-    for (k, (im, q)) in imgs.iter().zip(qs).enumerate() {
-        let mut single = ViltVqaGame::new(&model, im, q, &cfg).unwrap();
-        let want: Vec<f32> = single.evaluate(&batches[k]).unwrap().to_vec1().unwrap();
-        let got: Vec<f32> = many[k].to_vec1().unwrap();
-        assert!(
-            max_diff(&got, &want) <= 1e-5,
-            "sample {k}: {}",
-            max_diff(&got, &want)
-        );
-    }
+    let many: Vec<Vec<f32>> = eng
+        .evaluate_many(&reqs)
+        .unwrap()
+        .iter()
+        .map(|t| t.to_vec1().unwrap())
+        .collect();
+    assert_single_games_agree(&model, &cfg, &batches, &many);
 }
 
 #[test]
@@ -370,14 +387,11 @@ fn vilt_samples_packed_from_threads_match_single_games() {
     use multishap::engine::{Engine, Packer, ViltRows};
     let model = load("vilt-vqa-tiny");
     let cfg = EngineConfig::default();
-    let imgs = [image("chelsea.png"), image("coffee_portrait.png")];
-    let qs = ["how many cats are there?", "what color is the cup?"];
     let rows = ViltRows::for_model(&model, &cfg).unwrap();
     let packer = Packer::new(Engine::new(rows.clone(), cfg.batch.clone()).unwrap());
-    let samples: Vec<_> = imgs
+    let samples: Vec<_> = TWO_QUESTIONS
         .iter()
-        .zip(qs)
-        .map(|(im, q)| rows.prepare_input(&model, im, q, None).unwrap())
+        .map(|(im, q)| rows.prepare_input(&model, &image(im), q, None).unwrap())
         .collect();
     let batches: Vec<CoalitionBatch> = samples
         .iter()
@@ -400,13 +414,5 @@ fn vilt_samples_packed_from_threads_match_single_games() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(packer.stats().max_samples_per_dispatch, 2);
-    for (k, (im, q)) in imgs.iter().zip(qs).enumerate() {
-        let mut single = ViltVqaGame::new(&model, im, q, &cfg).unwrap();
-        let want: Vec<f32> = single.evaluate(&batches[k]).unwrap().to_vec1().unwrap();
-        assert!(
-            max_diff(&got[k], &want) <= 1e-5,
-            "sample {k}: {}",
-            max_diff(&got[k], &want)
-        );
-    }
+    assert_single_games_agree(&model, &cfg, &batches, &got);
 }

@@ -138,18 +138,14 @@ impl GameFacts {
 
 impl AnyGame<'_> {
     pub fn facts(&self) -> GameFacts {
-        let kind = match self {
-            AnyGame::Vqa(g) => GameKind::Vqa {
-                prediction: g.prediction(),
-                target_label: g.target().1.map(str::to_string),
+        match self {
+            AnyGame::Vqa(g) => GameFacts::of_vilt_sample(g.sample(), true),
+            AnyGame::Itm(g) => GameFacts::of_vilt_sample(g.sample(), false),
+            AnyGame::Clip(g) => GameFacts {
+                tokens: g.tokens(),
+                grid: g.grid(),
+                kind: GameKind::Clip,
             },
-            AnyGame::Itm(_) => GameKind::Itm,
-            AnyGame::Clip(_) => GameKind::Clip,
-        };
-        GameFacts {
-            tokens: self.tokens(),
-            grid: self.grid(),
-            kind,
         }
     }
 }
@@ -367,14 +363,15 @@ impl Explainer {
         }
         let cfg = &self.settings.engine;
         let rows = ViltRows::for_model(&self.model, cfg).map_err(engine_err)?;
-        let packer = Packer::new(Engine::new(rows, cfg.batch.clone()).map_err(engine_err)?);
+        let packer = Packer::new(Engine::new(rows.clone(), cfg.batch.clone()).map_err(engine_err)?);
         let seats = packer.seats(inputs.len());
+        let rows = &rows;
         let results = std::thread::scope(|scope| {
             let handles: Vec<_> = seats
                 .into_iter()
                 .zip(inputs)
                 .map(|(seat, (input, seed))| {
-                    scope.spawn(move || self.explain_seated(seat, input, *seed))
+                    scope.spawn(move || self.explain_seated(rows, seat, input, *seed))
                 })
                 .collect();
             handles
@@ -395,17 +392,17 @@ impl Explainer {
     }
 
     /// One sample of [`Self::explain_group`], evaluated through its seat.
+    /// `rows` prepare the sample (the same model and settings as the seat's engine).
     fn explain_seated(
         &self,
+        rows: &ViltRows<'_>,
         mut seat: Seat<'_, ViltRows<'_>>,
         input: &SampleInput,
         seed: u64,
     ) -> Result<ExplanationRecord> {
         let image = load_image(input.image)?;
-        let cfg = &self.settings.engine;
         let vqa = self.is_vqa();
         let gt = if vqa { self.ground_truth(input)? } else { None };
-        let rows = ViltRows::for_model(&self.model, cfg).map_err(engine_err)?;
         let sample = rows
             .prepare_input(&self.model, &image, input.text, gt)
             .map_err(engine_err)?;

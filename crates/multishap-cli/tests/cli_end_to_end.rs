@@ -92,6 +92,18 @@ fn manifest(dir: &Path, missing_image: bool) -> PathBuf {
     p
 }
 
+/// `multishap run --config CFG --manifest M --out OUT`, more flags to be added.
+fn run_manifest(cfg: &Path, manifest: &Path, out: &Path) -> Command {
+    let mut c = bin();
+    c.args(["run", "--config"])
+        .arg(cfg)
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn records(path: &Path) -> BTreeMap<String, ExplanationRecord> {
     fs::read_to_string(path)
         .unwrap()
@@ -258,16 +270,7 @@ fn run_interrupted_and_resumed_equals_one_run_and_shards_merge() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "vilt-vqa-tiny", "");
     let m = manifest(dir.path(), false);
-    let base = |out: &Path| {
-        let mut c = bin();
-        c.args(["run", "--config"])
-            .arg(&cfg)
-            .arg("--manifest")
-            .arg(&m)
-            .arg("--out")
-            .arg(out);
-        c
-    };
+    let base = |out: &Path| run_manifest(&cfg, &m, out);
     // one uninterrupted run
     let full = dir.path().join("full");
     assert_ok(&run(&mut base(&full)));
@@ -343,24 +346,10 @@ fn per_sample_failures_go_to_errors_jsonl() {
     let cfg = config(dir.path(), "vilt-vqa-tiny", "");
     let m = manifest(dir.path(), true);
     let out = dir.path().join("out");
-    let o = run(bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--manifest")
-        .arg(&m)
-        .arg("--out")
-        .arg(&out)
-        .args(["--limit", "1", "--shard", "0/1"]));
+    let o = run(run_manifest(&cfg, &m, &out).args(["--limit", "1", "--shard", "0/1"]));
     assert_ok(&o);
     // --limit 1 keeps only "a"; now the whole manifest, resumed
-    let o = run(bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--manifest")
-        .arg(&m)
-        .arg("--out")
-        .arg(&out)
-        .args(["--resume", "--draws", "1"]));
+    let o = run(run_manifest(&cfg, &m, &out).args(["--resume", "--draws", "1"]));
     assert_ok(&o);
     assert!(stderr(&o).contains("sample zz failed"), "{}", stderr(&o));
     assert_eq!(count_lines(&out.join("results.jsonl")), 5);
@@ -384,13 +373,7 @@ fn run_with_samples_in_flight_packs_samples_and_gives_the_same_records() {
             &format!("[batch]\nsamples_in_flight = {in_flight}\n"),
         );
         let out = dir.path().join(format!("out{in_flight}"));
-        let o = run(bin()
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .arg("--manifest")
-            .arg(&m)
-            .arg("--out")
-            .arg(&out));
+        let o = run(&mut run_manifest(&cfg, &m, &out));
         assert_ok(&o);
         assert!(stderr(&o).contains("sample zz failed"), "{}", stderr(&o));
         let packed = stderr(&o).contains("up to 4 samples per packed engine call");
@@ -498,32 +481,13 @@ fn malformed_inputs_give_one_clear_error_each() {
         "{\"id\": 1, \"image\": \"x.png\", \"text\": \"q\"}\n{\"id\": 2, \"text\": \"no image\"}\n",
     )
     .unwrap();
-    let o = run(bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--manifest")
-        .arg(&m)
-        .arg("--out")
-        .arg(dir.path().join("o")));
+    let o = run(&mut run_manifest(&cfg, &m, &dir.path().join("o")));
     assert_user_error(&o, "bad.jsonl:2");
     // bad --shard, and a bad scheduler environment
     let good = manifest(dir.path(), false);
-    let o = run(bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--manifest")
-        .arg(&good)
-        .args(["--shard", "2/2", "--out"])
-        .arg(dir.path().join("o")));
+    let o = run(run_manifest(&cfg, &good, &dir.path().join("o")).args(["--shard", "2/2"]));
     assert_user_error(&o, "shard 2/2");
-    let o = run(bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--manifest")
-        .arg(&good)
-        .arg("--out")
-        .arg(dir.path().join("o"))
-        .env("JOB_COMPLETION_INDEX", "1"));
+    let o = run(run_manifest(&cfg, &good, &dir.path().join("o")).env("JOB_COMPLETION_INDEX", "1"));
     assert_user_error(&o, "MULTISHAP_NUM_SHARDS");
     // no dataset
     let o = run(bin()

@@ -50,8 +50,7 @@ impl<M: RowModel> Engine<M> {
     /// Add a sample; returns its index.
     pub fn add_sample(&mut self, sample: M::Sample) -> usize {
         // the scheduler starts at max_batch; each sample can only lower it, so
-        // a size halved by out-of-memory stays halved (also across
-        // `clear_samples`)
+        // a size halved by out-of-memory stays halved
         let bytes = self.model.bytes_per_eval(&sample);
         self.scheduler.set_bytes_per_eval(bytes);
         self.caches
@@ -82,14 +81,6 @@ impl<M: RowModel> Engine<M> {
 
     pub fn stats(&self) -> SchedulerStats {
         self.scheduler.stats
-    }
-
-    /// Drop every sample and its cache, keeping the scheduler (its batch size,
-    /// shrunk by out-of-memory errors, and its counters): the next group of
-    /// samples of a long run starts from what this one learned.
-    pub fn clear_samples(&mut self) {
-        self.samples.clear();
-        self.caches.clear();
     }
 
     /// Forget the cached values of sample `i`.
@@ -274,7 +265,8 @@ pub(crate) mod tests {
             }
     }
 
-    fn random_batch(d: usize, n: usize, seed: u64) -> CoalitionBatch {
+    /// `n` seeded coalitions, each player in with probability 1/2.
+    pub fn random_coalitions(d: usize, n: usize, seed: u64) -> CoalitionBatch {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut b = CoalitionBatch::new(d);
@@ -284,6 +276,12 @@ pub(crate) mod tests {
                 (0..d).filter(|_| rng.random_bool(0.5)),
             ));
         }
+        b
+    }
+
+    /// [`random_coalitions`] plus the empty and (twice) the full coalition.
+    fn random_batch(d: usize, n: usize, seed: u64) -> CoalitionBatch {
+        let mut b = random_coalitions(d, n, seed);
         b.push(&Coalition::empty(d));
         b.push(&Coalition::full(d));
         b.push(&Coalition::full(d));

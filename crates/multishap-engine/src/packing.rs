@@ -115,15 +115,11 @@ impl<M: RowModel> Packer<M> {
             return;
         }
         let pending = std::mem::take(&mut st.pending);
-        let samples = {
-            let mut s: Vec<usize> = pending.iter().map(|r| r.sample).collect();
-            s.sort_unstable();
-            s.dedup();
-            s.len()
-        };
         st.stats.dispatches += 1;
         st.stats.requests += pending.len();
-        st.stats.max_samples_per_dispatch = st.stats.max_samples_per_dispatch.max(samples);
+        // a seat holds one sample and waits for its request's values, so
+        // pending requests belong to distinct samples
+        st.stats.max_samples_per_dispatch = st.stats.max_samples_per_dispatch.max(pending.len());
         let requests: Vec<(usize, &CoalitionBatch)> =
             pending.iter().map(|r| (r.sample, &r.batch)).collect();
         match st.engine.evaluate_many(&requests) {
@@ -227,21 +223,7 @@ impl<M: RowModel> Game for Seat<'_, M> {
 mod tests {
     use super::*;
     use crate::config::BatchConfig;
-    use crate::engine::tests::fake;
-    use multishap_core::Coalition;
-    use rand::{Rng, SeedableRng};
-
-    fn random_batch(d: usize, n: usize, seed: u64) -> CoalitionBatch {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut b = CoalitionBatch::new(d);
-        for _ in 0..n {
-            b.push(&Coalition::from_members(
-                d,
-                (0..d).filter(|_| rng.random_bool(0.5)),
-            ));
-        }
-        b
-    }
+    use crate::engine::tests::{fake, random_coalitions};
 
     fn values(
         e: &mut Engine<crate::engine::tests::FakeModel>,
@@ -265,8 +247,8 @@ mod tests {
         let calls: Vec<Vec<CoalitionBatch>> = (0..n)
             .map(|s| {
                 vec![
-                    random_batch(7, 2, 100 + s as u64),
-                    random_batch(7, 20 + 7 * s, 200 + s as u64),
+                    random_coalitions(7, 2, 100 + s as u64),
+                    random_coalitions(7, 20 + 7 * s, 200 + s as u64),
                 ]
             })
             .collect();
@@ -321,7 +303,7 @@ mod tests {
     fn a_sample_that_leaves_early_or_never_enters_does_not_block_the_others() {
         let players = Players::new(3, 2);
         let packer = Packer::new(Engine::new(fake(3, players), BatchConfig::default()).unwrap());
-        let b = random_batch(5, 10, 1);
+        let b = random_coalitions(5, 10, 1);
         let out: Vec<Option<Vec<f32>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = packer
                 .seats(3)
@@ -340,7 +322,7 @@ mod tests {
                             seat.enter(2).unwrap();
                             seat.evaluate(b).unwrap();
                             Some(
-                                seat.evaluate(&random_batch(5, 3, 2))
+                                seat.evaluate(&random_coalitions(5, 3, 2))
                                     .unwrap()
                                     .to_vec1()
                                     .unwrap(),
@@ -360,8 +342,8 @@ mod tests {
     fn an_invalid_request_fails_only_its_own_sample() {
         let players = Players::new(3, 2);
         let packer = Packer::new(Engine::new(fake(2, players), BatchConfig::default()).unwrap());
-        let good = random_batch(5, 6, 3);
-        let bad = random_batch(4, 6, 3); // wrong number of players
+        let good = random_coalitions(5, 6, 3);
+        let bad = random_coalitions(4, 6, 3); // wrong number of players
         let results: Vec<bool> = std::thread::scope(|scope| {
             let handles: Vec<_> = packer
                 .seats(2)
