@@ -15,11 +15,11 @@
 use candle_core::{DType, Device, Tensor};
 use multishap::core::{Coalition, CoalitionBatch, DualEncoderGame, Game};
 use multishap::engine::bench_support::{random_clip_b32, random_vilt_b32_vqa};
+use multishap::engine::speed::{time_forward, SpeedModel, Tower};
 use multishap::engine::{
     BatchConfig, ClipRetrievalGame, EngineConfig, ViltHead, ViltRows, ViltVqaGame,
 };
 use multishap::models::tokenizer::Encoding;
-use multishap::models::vilt::ViltInputs;
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -33,23 +33,6 @@ fn batches() -> Vec<usize> {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect()
-}
-
-/// Median seconds of `f` after one warm-up; at least 3 runs and 3 s (max 50 runs).
-fn time_it(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 3 || start.elapsed().as_secs_f64() < 3.0 {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64());
-        if times.len() >= 50 {
-            break;
-        }
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
 }
 
 /// Keep freed memory for reuse, as the `multishap` binary does
@@ -78,69 +61,35 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
-fn ids(b: usize, l: usize, lo: u32, hi: u32, first: u32, last: u32, seed: u64) -> Tensor {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut v = Vec::with_capacity(b * l);
-    for _ in 0..b {
-        for i in 0..l {
-            v.push(match i {
-                0 => first,
-                _ if i == l - 1 => last,
-                _ => rng.random_range(lo..hi),
-            });
-        }
-    }
-    Tensor::from_vec(v, (b, l), &Device::Cpu).unwrap()
-}
-
+/// Forward throughput through [`multishap::engine::speed`], the code behind
+/// `multishap speed` (which also runs on CUDA, in f16 / bf16, and checks parity).
 #[test]
 #[ignore]
 fn forward_throughput() {
     tune_allocator();
     let dev = Device::Cpu;
-    let models: Vec<String> = std::env::var("MULTISHAP_BENCH_MODELS")
+    let towers: Vec<Tower> = std::env::var("MULTISHAP_BENCH_MODELS")
         .unwrap_or_else(|_| "clip_image,clip_text,vilt_vqa".into())
         .split(',')
-        .map(str::to_string)
+        .map(|t| Tower::parse(t).unwrap())
         .collect();
-    let clip = random_clip_b32(0, &dev).unwrap();
-    let vilt = random_vilt_b32_vqa(0, &dev).unwrap();
-    for model in &models {
+    let clip = SpeedModel::random_clip_b32(0, &dev, DType::F32).unwrap();
+    let vilt = SpeedModel::random_vilt_b32_vqa(0, &dev, DType::F32).unwrap();
+    for tower in towers {
+        let model = if tower == Tower::ViltVqa {
+            &vilt
+        } else {
+            &clip
+        };
+        let text_len = if tower == Tower::ViltVqa {
+            VILT_TEXT_LEN
+        } else {
+            CLIP_TEXT_LEN
+        };
         for b in batches() {
-            let secs = match model.as_str() {
-                "clip_image" => {
-                    let px = randn(&[b, 3, 224, 224], 1);
-                    time_it(|| {
-                        clip.get_image_features(&px).unwrap();
-                    })
-                }
-                "clip_text" => {
-                    let t = ids(b, CLIP_TEXT_LEN, 0, 49000, 49406, 49407, 2);
-                    let eos = Tensor::full((CLIP_TEXT_LEN - 1) as u32, b, &dev).unwrap();
-                    time_it(|| {
-                        clip.get_text_features(&t, &eos).unwrap();
-                    })
-                }
-                "vilt_vqa" => {
-                    let t = ids(b, VILT_TEXT_LEN, 1000, 30000, 101, 102, 3);
-                    let att = Tensor::ones((b, VILT_TEXT_LEN), DType::U32, &dev).unwrap();
-                    let tt = Tensor::zeros((b, VILT_TEXT_LEN), DType::U32, &dev).unwrap();
-                    let px = randn(&[b, 3, 384, 384], 4);
-                    let pm = Tensor::ones((b, 384, 384), DType::U32, &dev).unwrap();
-                    let inputs = ViltInputs {
-                        input_ids: &t,
-                        attention_mask: &att,
-                        token_type_ids: &tt,
-                        pixel_values: &px,
-                        pixel_mask: &pm,
-                    };
-                    time_it(|| {
-                        vilt.forward(&inputs).unwrap();
-                    })
-                }
-                other => panic!("unknown model {other}"),
-            };
-            report(model, b, secs);
+            let inputs = model.inputs(tower, b, text_len, 1).unwrap();
+            let secs = time_forward(&dev, 3, 3.0, || model.forward(tower, &inputs)).unwrap();
+            report(tower.name(), b, secs);
         }
     }
 }
@@ -212,7 +161,7 @@ fn vilt_encoding(n: usize) -> Encoding {
 fn vilt_explain_cost() {
     tune_allocator();
     let dev = Device::Cpu;
-    let vilt = random_vilt_b32_vqa(0, &dev).unwrap();
+    let vilt = random_vilt_b32_vqa(0, &dev, DType::F32).unwrap();
     let n_tokens = VILT_TEXT_LEN - 2;
     let (m, n) = (144, n_tokens);
     let full = per_pair_design(m, n, 7, None);
@@ -274,7 +223,7 @@ fn vilt_explain_cost() {
 fn clip_explain_cost() {
     tune_allocator();
     let dev = Device::Cpu;
-    let clip = random_clip_b32(0, &dev).unwrap();
+    let clip = random_clip_b32(0, &dev, DType::F32).unwrap();
     let n = CLIP_TEXT_LEN - 2;
     let m = 49;
     let full = per_pair_design(m, n, 7, None);

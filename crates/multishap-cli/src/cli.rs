@@ -26,6 +26,9 @@ pub enum Command {
     BenchK(BenchKArgs),
     /// Estimate (or compute exactly) the SII grid of a game given as a 2^d value table (.npy).
     Game(GameArgs),
+    /// Model evaluations per second on a device (real-size CLIP-B/32 and ViLT-B/32 with random
+    /// weights, or --model), FLOP/s, and parity of the device's outputs with the CPU's.
+    Speed(SpeedArgs),
     /// Faithfulness measures of the explanations (pair masking, deletion, sufficiency,
     /// modality, redundancy, stability, masking ablation, multi-scale).
     Eval(crate::eval::EvalArgs),
@@ -147,7 +150,8 @@ pub struct RunArgs {
     pub limit: Option<usize>,
     /// Explain N samples together, their coalitions packed into shared
     /// forward passes (ViLT models; overrides `[batch] samples_in_flight`;
-    /// default: 1 on the CPU, 8 on a GPU).
+    /// default 1: packing gained nothing measurable on the CPU nor on an H100 at
+    /// the default budgets, see benches/RESULTS.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub samples_in_flight: Option<u64>,
     /// Seconds between progress log lines when stderr is not a terminal.
@@ -200,6 +204,47 @@ pub struct BenchKArgs {
     /// Output folder (bench-k.json, bench-k.svg).
     #[arg(long, value_name = "DIR", default_value = "bench-k")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SpeedArgs {
+    /// cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// f32, f16 or bf16 (comma separated to sweep several; bf16 on GPUs only).
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    pub dtype: Vec<String>,
+    /// A model folder or Hugging Face id to measure instead of the random real-size models.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Towers to measure: clip_image, clip_text, vilt_vqa (random real-size models), or those of
+    /// --model (default: all it has).
+    #[arg(long, value_delimiter = ',')]
+    pub towers: Option<Vec<String>>,
+    /// Batch sizes (default: 1,8,32,64 on the CPU, 64,256,1024,2048,4096 on a GPU). The sweep of
+    /// a tower stops at the first batch that runs out of memory.
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Option<Vec<usize>>,
+    /// Text tokens per evaluation, special tokens included (capped at the model's maximum).
+    #[arg(long, default_value_t = 12)]
+    pub text_len: usize,
+    /// Minimum timed seconds per (tower, dtype, batch); at least 3 timed runs.
+    #[arg(long, default_value_t = 2.0)]
+    pub min_seconds: f64,
+    /// Also compare the device's outputs with the CPU's in f32 on the same inputs (batch 8):
+    /// max |difference| and its ratio to max |CPU output|.
+    #[arg(long)]
+    pub check_cpu: bool,
+    /// Peak FLOP/s of the device in TFLOP/s (e.g. 800 for an H100's bf16 dense peak): adds the
+    /// achieved fraction of it.
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
+    /// Write one JSON object per measurement here as well (JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Random seed of the weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Args)]

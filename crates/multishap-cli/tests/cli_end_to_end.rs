@@ -892,3 +892,69 @@ fn eval_on_the_demo_model_joins_the_dataset_report() {
         .arg(dir.path().join("nope.json")));
     assert_user_error(&o, "nope.json");
 }
+
+/// `multishap speed` on fixture models: one throughput record per (tower, batch), a parity
+/// record per tower (the CPU against itself: exactly 0), the JSONL copy, FLOPs > 0.
+#[test]
+fn speed_measures_every_tower_and_checks_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("speed.jsonl");
+    for (model, towers) in [
+        ("clip-tiny-a", vec!["clip_image", "clip_text"]),
+        ("vilt-vqa-tiny", vec!["vilt_vqa"]),
+    ] {
+        let o = run(bin()
+            .arg("speed")
+            .arg("--model")
+            .arg(fixtures().join("checkpoints").join(model))
+            .args([
+                "--batches",
+                "1,3",
+                "--min-seconds",
+                "0",
+                "--check-cpu",
+                "--out",
+            ])
+            .arg(&out));
+        assert_ok(&o);
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let file = fs::read_to_string(&out).unwrap();
+        assert_eq!(file.lines().count(), lines.len());
+        for t in &towers {
+            let of = |kind: &str| {
+                lines
+                    .iter()
+                    .filter(|v| v["tower"] == *t && v["kind"] == kind)
+                    .collect::<Vec<_>>()
+            };
+            let parity = of("parity");
+            assert_eq!(parity.len(), 1, "{t}: {lines:?}");
+            assert_eq!(parity[0]["max_abs_diff"].as_f64(), Some(0.0));
+            assert!(parity[0]["max_abs_cpu_f32"].as_f64().unwrap() > 0.0);
+            let speed = of("throughput");
+            assert_eq!(speed.len(), 2, "{t}: {lines:?}");
+            for v in speed {
+                assert!(v["evals_per_s"].as_f64().unwrap() > 0.0);
+                assert!(v["gflop_per_eval"].as_f64().unwrap() > 0.0);
+            }
+        }
+    }
+    // bad input: one clear error line, exit 2
+    assert_user_error(
+        &run(bin().args(["speed", "--dtype", "bf16"])),
+        "CPU backend",
+    );
+    assert_user_error(
+        &run(bin().args(["speed", "--towers", "vilt"])),
+        "unknown tower",
+    );
+    assert_user_error(
+        &run(bin()
+            .args(["speed", "--towers", "vilt_vqa", "--model"])
+            .arg(fixtures().join("checkpoints").join("clip-tiny-a"))),
+        "none of the towers",
+    );
+}

@@ -1,6 +1,10 @@
 //! Random-weight models at their real sizes, for benchmarks and speed tests
 //! (throughput does not depend on weight values). Weights are N(0, 0.02^2)
-//! from a seeded stream, LayerNorm weights included.
+//! from a seeded stream, except one-dimensional tensors named `weight` (the
+//! LayerNorm scales), which are 1 + N(0, 0.02^2) as in a trained network, so
+//! activations keep their usual scale and device parity checks are meaningful.
+//! Values are drawn in f32 on the host, whatever the device and dtype, so one
+//! seed gives the same model on every device.
 use crate::Result;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
@@ -28,7 +32,7 @@ impl SimpleBackend for RandomBackend {
     fn get(
         &self,
         s: Shape,
-        _name: &str,
+        name: &str,
         _h: Init,
         dtype: DType,
         dev: &Device,
@@ -38,10 +42,17 @@ impl SimpleBackend for RandomBackend {
             .rng
             .lock()
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let offset = if s.rank() == 1 && name == "weight" {
+            1.0
+        } else {
+            0.0
+        };
         let v: Vec<f32> = (0..s.elem_count())
-            .map(|_| normal.sample(&mut *rng))
+            .map(|_| offset + normal.sample(&mut *rng))
             .collect();
-        Tensor::from_vec(v, s, dev)?.to_dtype(dtype)
+        Tensor::from_vec(v, s, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(dev)
     }
     fn get_unchecked(
         &self,
@@ -56,12 +67,8 @@ impl SimpleBackend for RandomBackend {
     }
 }
 
-pub fn random_var_builder(seed: u64, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(
-        Box::new(RandomBackend::new(seed)),
-        DType::F32,
-        device.clone(),
-    )
+pub fn random_var_builder(seed: u64, device: &Device, dtype: DType) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(RandomBackend::new(seed)), dtype, device.clone())
 }
 
 /// openai/clip-vit-base-patch32's configuration.
@@ -89,25 +96,33 @@ pub fn vilt_b32_vqa_config() -> Result<ViltConfig> {
     serde_json::from_str(&json).map_err(|e| crate::EngineError::Config(e.to_string()))
 }
 
-pub fn random_clip_b32(seed: u64, device: &Device) -> Result<ClipModel> {
+pub fn random_clip_b32(seed: u64, device: &Device, dtype: DType) -> Result<ClipModel> {
     Ok(ClipModel::new(
         &clip_b32_config()?,
-        random_var_builder(seed, device),
+        random_var_builder(seed, device, dtype),
     )?)
 }
 
-pub fn random_vilt_b32_vqa(seed: u64, device: &Device) -> Result<ViltForQuestionAnswering> {
+pub fn random_vilt_b32_vqa(
+    seed: u64,
+    device: &Device,
+    dtype: DType,
+) -> Result<ViltForQuestionAnswering> {
     Ok(ViltForQuestionAnswering::new(
         &vilt_b32_vqa_config()?,
-        random_var_builder(seed, device),
+        random_var_builder(seed, device, dtype),
     )?)
 }
 
-pub fn random_vilt_b32_itm(seed: u64, device: &Device) -> Result<ViltForImageAndTextRetrieval> {
+pub fn random_vilt_b32_itm(
+    seed: u64,
+    device: &Device,
+    dtype: DType,
+) -> Result<ViltForImageAndTextRetrieval> {
     let mut cfg = vilt_b32_vqa_config()?;
     cfg.id2label = None;
     Ok(ViltForImageAndTextRetrieval::new(
         &cfg,
-        random_var_builder(seed, device),
+        random_var_builder(seed, device, dtype),
     )?)
 }

@@ -187,10 +187,11 @@ pub struct BatchConfig {
     pub cache_capacity: usize,
     /// Samples that `multishap run` explains together (ViLT models): each
     /// sample's estimator runs on its own thread and their coalitions share
-    /// forward passes ([`crate::packing`]). Pays off where one sample's
-    /// request does not fill a batch (a GPU with a large batch, small
-    /// budgets). 0 = auto: 1 on the CPU, where one sample's thousands of
-    /// coalitions already fill its small batches, 8 on a GPU. Default 0.
+    /// forward passes ([`crate::packing`]). Pays off only where one sample's
+    /// requests do not fill a batch (very small budgets). 0 = auto = 1: no
+    /// gain was measured on the CPU nor on an H100 (benches/RESULTS.md), where
+    /// one sample's thousands of coalitions already fill the batches.
+    /// Default 0.
     pub samples_in_flight: usize,
 }
 
@@ -205,13 +206,9 @@ impl BatchConfig {
         c
     }
 
-    /// [`Self::samples_in_flight`] resolved for `device` (never 0).
-    pub fn samples_in_flight_on(&self, device: &candle_core::Device) -> usize {
-        match self.samples_in_flight {
-            0 if device.is_cpu() => 1,
-            0 => 8,
-            n => n,
-        }
+    /// [`Self::samples_in_flight`] with auto (0) resolved: never 0.
+    pub fn samples_in_flight_resolved(&self) -> usize {
+        self.samples_in_flight.max(1)
     }
 }
 

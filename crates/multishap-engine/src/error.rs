@@ -29,7 +29,12 @@ impl From<EngineError> for multishap_core::Error {
 /// Whether a candle error is an out-of-memory condition (CUDA / Metal
 /// allocation failures; matched on the error text, which is all candle gives).
 pub fn is_oom(e: &candle_core::Error) -> bool {
-    let s = e.to_string().to_ascii_lowercase();
+    is_oom_message(&e.to_string())
+}
+
+/// Whether an error message (of any error wrapping a candle error) says out of memory.
+pub fn is_oom_message(msg: &str) -> bool {
+    let s = msg.to_ascii_lowercase();
     s.contains("out_of_memory")
         || s.contains("out of memory")
         || s.contains("failed to allocate")

@@ -9,6 +9,7 @@
 //!   [`Game`](multishap_core::Game) view per sample.
 //! * [`packing`]: several samples' estimators, each on its own thread, packed
 //!   into the shared forward passes of one engine ([`Packer`]).
+//! * [`speed`]: model-forward throughput and device parity (`multishap speed`).
 //! * [`vilt`] and [`clip`]: the model games ([`ViltVqaGame`], [`ViltItmGame`],
 //!   [`ClipRetrievalGame`]).
 pub mod bench_support;
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod packing;
 pub mod scheduler;
 pub mod scorer;
+pub mod speed;
 pub mod text_mask;
 pub mod vilt;
 

@@ -410,13 +410,13 @@ impl ClipModel {
             cfg.vision_config.hidden_size,
             cfg.projection_dim,
             false,
-            vb.pp("visual_projection"),
+            vb.pp("visual_projection").set_dtype(DType::F32),
         )?;
         let text_projection = linear(
             cfg.text_config.hidden_size,
             cfg.projection_dim,
             false,
-            vb.pp("text_projection"),
+            vb.pp("text_projection").set_dtype(DType::F32),
         )?;
         let logit_scale = vb.get((), "logit_scale")?;
         Ok(Self {
@@ -447,17 +447,15 @@ impl ClipModel {
         let pv = pixel_values
             .to_device(self.logit_scale.device())?
             .to_dtype(self.dtype)?;
-        let pooled = self.vision_model.pooled(&pv)?;
-        self.visual_projection
-            .forward(&pooled)?
-            .to_dtype(DType::F32)
+        let pooled = self.vision_model.pooled(&pv)?.to_dtype(DType::F32)?;
+        self.visual_projection.forward(&pooled)
     }
 
     /// input_ids [B,L] u32, eos_positions [B] u32 -> text embeds [B,P] f32 (not normalised).
     pub fn get_text_features(&self, input_ids: &Tensor, eos_positions: &Tensor) -> Result<Tensor> {
         let ids = input_ids.to_device(self.logit_scale.device())?;
         let pooled = self.text_model.pooled(&ids, eos_positions)?;
-        self.text_projection.forward(&pooled)?.to_dtype(DType::F32)
+        self.text_projection.forward(&pooled.to_dtype(DType::F32)?)
     }
 
     /// `exp(logit_scale)`.

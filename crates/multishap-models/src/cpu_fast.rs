@@ -59,7 +59,11 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
         && lin.bias().is_none_or(fast_tensor)
         && act.is_none_or(|a| a.fused_cpu().is_some());
     if !fast {
-        let y = lin.forward(xs)?;
+        let y = if xs.device().is_cpu() {
+            lin.forward(xs)?
+        } else {
+            crate::layers::gpu_linear(xs, lin)?
+        };
         return match act {
             Some(a) => a.apply(&y),
             None => Ok(y),

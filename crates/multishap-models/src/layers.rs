@@ -88,7 +88,66 @@ impl FusedSelfAttention {
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let ctx = probs.matmul(&v)?; // [B,heads,T,d]
         let ctx = ctx.transpose(1, 2)?.reshape((b, t, h))?;
-        self.out.forward(&ctx)
+        crate::cpu_fast::linear_act(&ctx, &self.out, None)
+    }
+}
+
+/// `x W^T + b` with the bias folded into the matrix product, for GPUs:
+/// `[x | 1 | 0 ... 0] [W | b | 0 ... 0]^T`, the inner dimension padded by 8
+/// (one column of ones, seven of zeros) so that it stays a multiple of 8 for
+/// the tensor cores. candle's CUDA bias add is a broadcast kernel that
+/// computes a strided index per element (div / mod per dimension) and ran at
+/// a tenth of the memory bandwidth on an H100, slower than the GEMM itself
+/// (benches/RESULTS.md, "GPU"); this costs one copy of `x` instead. The bias
+/// is accumulated inside the GEMM (in f32 on tensor cores).
+/// [`gpu_linear`] uses it from [`BIAS_IN_GEMM_MIN_ROWS`] rows on.
+pub fn linear_bias_in_gemm(xs: &Tensor, lin: &Linear) -> Result<Tensor> {
+    let Some(bias) = lin.bias() else {
+        return lin.forward(xs);
+    };
+    let (n, k) = lin.weight().dims2()?;
+    let dims = xs.dims().to_vec();
+    if dims.last() != Some(&k) {
+        candle_core::bail!("linear: input {dims:?} does not end in {k} features")
+    }
+    let m = xs.elem_count() / k.max(1);
+    const PAD: usize = 8;
+    let (dev, dt) = (xs.device(), xs.dtype());
+    let x = Tensor::cat(
+        &[
+            &xs.reshape((m, k))?,
+            &Tensor::ones((m, 1), dt, dev)?,
+            &Tensor::zeros((m, PAD - 1), dt, dev)?,
+        ],
+        1,
+    )?;
+    let w = Tensor::cat(
+        &[
+            lin.weight(),
+            &bias.reshape((n, 1))?,
+            &Tensor::zeros((n, PAD - 1), dt, dev)?,
+        ],
+        1,
+    )?;
+    let y = x.matmul(&w.t()?)?;
+    let mut out = dims;
+    *out.last_mut().expect("checked above") = n;
+    y.reshape(out)
+}
+
+/// Rows (tokens x batch) from which [`gpu_linear`] folds the bias into the
+/// GEMM: below it the broadcast add is cheap and the extra copies and kernel
+/// launches of the folded form are not worth it.
+pub const BIAS_IN_GEMM_MIN_ROWS: usize = 1024;
+
+/// A linear layer on a GPU: the bias in the GEMM for large inputs
+/// ([`linear_bias_in_gemm`]), candle's `Linear::forward` otherwise.
+pub fn gpu_linear(xs: &Tensor, lin: &Linear) -> Result<Tensor> {
+    let rows = xs.elem_count() / xs.dims().last().copied().unwrap_or(1).max(1);
+    if rows >= BIAS_IN_GEMM_MIN_ROWS {
+        linear_bias_in_gemm(xs, lin)
+    } else {
+        lin.forward(xs)
     }
 }
 
@@ -142,6 +201,18 @@ pub fn additive_padding_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     add.to_dtype(dtype)?.reshape((b, 1, 1, t))
 }
 
+/// `mask` [B,T] of 0/1 -> the additive mask, or `None` when nothing is masked
+/// (adding zeros to every attention score is a full pass over [B,heads,T,T];
+/// one small reduction decides it).
+pub fn additive_padding_mask_if_any(mask: &Tensor, dtype: DType) -> Result<Option<Tensor>> {
+    let min = mask.to_dtype(DType::F32)?.min_all()?.to_scalar::<f32>()?;
+    if min >= 1.0 {
+        Ok(None)
+    } else {
+        additive_padding_mask(mask, dtype).map(Some)
+    }
+}
+
 /// Causal mask [T,T]: 0 on and below the diagonal, large negative above.
 pub fn causal_mask(t: usize, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
     let neg = mask_min(dtype) as f32;
@@ -151,7 +222,64 @@ pub fn causal_mask(t: usize, dtype: DType, device: &candle_core::Device) -> Resu
     Tensor::from_vec(v, (t, t), device)?.to_dtype(dtype)
 }
 
-/// Token 0 of [B,T,H] -> [B,H] (CLS pooling).
+/// Token 0 of [B,T,H] -> [B,H] (CLS pooling), contiguous: CUDA's matmul (the
+/// pooler after it) rejects the strided view (row stride T*H).
 pub fn first_token(xs: &Tensor) -> Result<Tensor> {
-    xs.narrow(1, 0, 1)?.squeeze(1)
+    xs.narrow(1, 0, 1)?.squeeze(1)?.contiguous()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn seq(shape: &[usize], scale: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn bias_in_gemm_equals_matmul_plus_bias() {
+        let lin = Linear::new(seq(&[5, 12], 0.01), Some(seq(&[5], 0.1)));
+        for shape in [vec![3, 12], vec![2, 4, 12]] {
+            let x = seq(&shape, 0.02);
+            let want = lin.forward(&x).unwrap();
+            let got = linear_bias_in_gemm(&x, &lin).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let d = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-6, "{d}");
+        }
+        // no bias: plain forward; wrong width: an error
+        let nobias = Linear::new(seq(&[5, 12], 0.01), None);
+        let x = seq(&[3, 12], 0.02);
+        assert!(linear_bias_in_gemm(&x, &nobias).is_ok());
+        assert!(linear_bias_in_gemm(&seq(&[3, 11], 0.02), &lin).is_err());
+    }
+
+    #[test]
+    fn padding_mask_only_when_something_is_masked() {
+        let all = Tensor::ones((2, 4), DType::U32, &Device::Cpu).unwrap();
+        assert!(additive_padding_mask_if_any(&all, DType::F32)
+            .unwrap()
+            .is_none());
+        let some = Tensor::new(&[[1u32, 1, 0, 0], [1, 1, 1, 1]], &Device::Cpu).unwrap();
+        let m = additive_padding_mask_if_any(&some, DType::F32)
+            .unwrap()
+            .expect("a mask");
+        assert_eq!(m.dims(), &[2, 1, 1, 4]);
+        let v = m.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(v[0], 0.0);
+        assert!(v[2] < -1e30);
+        assert_eq!(v[7], 0.0);
+    }
 }

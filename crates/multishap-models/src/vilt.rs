@@ -8,7 +8,8 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use crate::activation::Activation;
 use crate::layers::{
-    additive_padding_mask, first_token, layer_norm, linear, patchify_matmul, FusedSelfAttention,
+    additive_padding_mask_if_any, first_token, layer_norm, linear, patchify_matmul,
+    FusedSelfAttention,
 };
 
 fn d_hidden() -> usize {
@@ -511,10 +512,10 @@ impl ViltLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let a = self
             .attention
-            .forward(&self.layernorm_before.forward(xs)?, Some(mask))?;
+            .forward(&self.layernorm_before.forward(xs)?, mask)?;
         let xs = (a + xs)?;
         let h = crate::cpu_fast::linear_act(
             &self.layernorm_after.forward(&xs)?,
@@ -548,7 +549,14 @@ impl ViltModel {
             embeddings: ViltEmbeddings::new(cfg, vb.pp("embeddings"))?,
             layers,
             layernorm: layer_norm(h, cfg.layer_norm_eps, vb.pp("layernorm"))?,
-            pooler: linear(h, h, true, vb.pp("pooler").pp("dense"))?,
+            // pooler and heads run in f32 whatever the model dtype: their cost is negligible and
+            // the scores the estimators difference are not rounded to bf16 / f16 steps
+            pooler: linear(
+                h,
+                h,
+                true,
+                vb.pp("pooler").pp("dense").set_dtype(DType::F32),
+            )?,
             cfg: cfg.clone(),
             dtype: vb.dtype(),
         })
@@ -561,12 +569,15 @@ impl ViltModel {
     /// Runs the encoder in the model dtype: (last_hidden_state, pooled).
     fn forward_native(&self, inputs: &ViltInputs) -> Result<(Tensor, Tensor)> {
         let (mut xs, mask) = self.embeddings.forward(inputs, self.dtype)?;
-        let add = additive_padding_mask(&mask, self.dtype)?;
+        let add = additive_padding_mask_if_any(&mask, self.dtype)?;
         for l in &self.layers {
-            xs = l.forward(&xs, &add)?;
+            xs = l.forward(&xs, add.as_ref())?;
         }
         let xs = self.layernorm.forward(&xs)?;
-        let pooled = self.pooler.forward(&first_token(&xs)?)?.tanh()?;
+        let pooled = self
+            .pooler
+            .forward(&first_token(&xs)?.to_dtype(DType::F32)?)?
+            .tanh()?;
         Ok((xs, pooled))
     }
 
@@ -576,7 +587,7 @@ impl ViltModel {
         Ok((h.to_dtype(DType::F32)?, p.to_dtype(DType::F32)?))
     }
 
-    /// Pooled output only [B,H] in the model dtype.
+    /// Pooled output only [B,H], f32 (the pooler runs in f32 whatever the model dtype).
     pub fn pooled(&self, inputs: &ViltInputs) -> Result<Tensor> {
         Ok(self.forward_native(inputs)?.1)
     }
@@ -623,7 +634,8 @@ impl ViltForQuestionAnswering {
             .enumerate()
             .map(|(i, s)| (s.clone(), i))
             .collect();
-        let c = vb.pp("classifier");
+        // the head runs in f32 whatever the model dtype (see ViltModel::new)
+        let c = vb.pp("classifier").set_dtype(DType::F32);
         Ok(Self {
             vilt: ViltModel::new(cfg, vb.pp("vilt"))?,
             fc1: linear(h, 2 * h, true, c.pp(0))?,
@@ -669,7 +681,12 @@ impl ViltForImageAndTextRetrieval {
     pub fn new(cfg: &ViltConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             vilt: ViltModel::new(cfg, vb.pp("vilt"))?,
-            rank_output: linear(cfg.hidden_size, 1, true, vb.pp("rank_output"))?,
+            rank_output: linear(
+                cfg.hidden_size,
+                1,
+                true,
+                vb.pp("rank_output").set_dtype(DType::F32),
+            )?,
         })
     }
 

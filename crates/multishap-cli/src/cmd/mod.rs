@@ -4,6 +4,7 @@ pub mod explain;
 pub mod game;
 pub mod report;
 pub mod run;
+pub mod speed;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -16,6 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&a).map(|_| ()),
         Command::BenchK(a) => bench_k::run(&a).map(|_| ()),
         Command::Game(a) => game::run(&a),
+        Command::Speed(a) => speed::run(&a).map(|_| ()),
         Command::Eval(a) => crate::eval::run_eval(&a).map(|_| ()),
     }
 }

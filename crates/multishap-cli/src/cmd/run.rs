@@ -170,11 +170,7 @@ pub fn run(a: &RunArgs) -> Result<RunSummary> {
     let mut warned_nan = false;
     let in_flight = match a.samples_in_flight {
         Some(n) => n as usize,
-        None => explainer
-            .settings
-            .engine
-            .batch
-            .samples_in_flight_on(&explainer.model.device),
+        None => explainer.settings.engine.batch.samples_in_flight_resolved(),
     };
     let (mut packed_calls, mut most_packed) = (0, 0);
     for group in todo.chunks(in_flight) {
