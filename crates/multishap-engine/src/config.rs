@@ -193,6 +193,9 @@ pub struct BatchConfig {
     /// one sample's thousands of coalitions already fill the batches.
     /// Default 0.
     pub samples_in_flight: usize,
+    /// Memory that proved too much (shared by every clone of this config; not configuration).
+    #[serde(skip)]
+    pub learned_budget: crate::scheduler::LearnedBudget,
 }
 
 impl BatchConfig {
@@ -220,6 +223,7 @@ impl Default for BatchConfig {
             cpu_memory_budget_mib: 384,
             cache_capacity: 1_000_000,
             samples_in_flight: 0,
+            learned_budget: Default::default(),
         }
     }
 }

@@ -5,6 +5,40 @@ use crate::error::is_oom;
 use crate::{EngineError, Result};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Activation memory (bytes per forward) that proved too much: after an
+/// out-of-memory retry the scheduler lowers it to what then ran, and every
+/// scheduler made from a clone of the same [`BatchConfig`] starts below it.
+/// A `run` over many samples (one engine per sample) thus pays for an
+/// out-of-memory error once, not once per sample. Runtime state, not
+/// configuration: never serialised, and equal to any other.
+#[derive(Debug, Clone)]
+pub struct LearnedBudget(Arc<AtomicUsize>);
+
+impl Default for LearnedBudget {
+    fn default() -> Self {
+        Self(Arc::new(AtomicUsize::new(usize::MAX)))
+    }
+}
+
+impl PartialEq for LearnedBudget {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl LearnedBudget {
+    /// Bytes per forward known to fit after an out-of-memory error (`usize::MAX` = none yet).
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn lower_to(&self, bytes: usize) {
+        self.0.fetch_min(bytes.max(1), Ordering::Relaxed);
+    }
+}
 
 /// Counters for reporting and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +62,7 @@ pub struct SchedulerStats {
 pub struct Scheduler {
     cfg: BatchConfig,
     batch_size: usize,
+    bytes_per_eval: usize,
     /// Test hook: chunks larger than this fail as if out of memory.
     simulated_memory_limit: Option<usize>,
     pub stats: SchedulerStats,
@@ -39,16 +74,25 @@ impl Scheduler {
         if cfg.max_batch == 0 {
             return Err(EngineError::Config("batch.max_batch must be >= 1".into()));
         }
-        let budget = cfg.memory_budget_mib.saturating_mul(1 << 20);
-        let fit = budget / bytes_per_eval.max(1);
-        let batch_size = fit.clamp(1, cfg.max_batch);
+        let batch_size = Self::fit(&cfg, bytes_per_eval);
         log::debug!("scheduler: {bytes_per_eval} bytes per evaluation -> batch size {batch_size}");
         Ok(Self {
             cfg,
             batch_size,
+            bytes_per_eval: bytes_per_eval.max(1),
             simulated_memory_limit: None,
             stats: SchedulerStats::default(),
         })
+    }
+
+    /// `min(max_batch, budget / bytes_per_eval)`, the budget lowered to what
+    /// an earlier out-of-memory error left ([`LearnedBudget`]); at least 1.
+    fn fit(cfg: &BatchConfig, bytes_per_eval: usize) -> usize {
+        let budget = cfg
+            .memory_budget_mib
+            .saturating_mul(1 << 20)
+            .min(cfg.learned_budget.bytes());
+        (budget / bytes_per_eval.max(1)).clamp(1, cfg.max_batch)
     }
 
     pub fn config(&self) -> &BatchConfig {
@@ -63,8 +107,8 @@ impl Scheduler {
     /// Re-derive the batch size for a new per-evaluation estimate (never
     /// above a size that already failed).
     pub fn set_bytes_per_eval(&mut self, bytes_per_eval: usize) {
-        let budget = self.cfg.memory_budget_mib.saturating_mul(1 << 20);
-        let fit = (budget / bytes_per_eval.max(1)).clamp(1, self.cfg.max_batch);
+        self.bytes_per_eval = bytes_per_eval.max(1);
+        let fit = Self::fit(&self.cfg, bytes_per_eval);
         self.batch_size = self.batch_size.min(fit).max(1);
     }
 
@@ -105,6 +149,9 @@ impl Scheduler {
                         return Err(EngineError::OutOfMemory(e.to_string()));
                     }
                     self.batch_size = ((end - start) / 2).max(1);
+                    self.cfg
+                        .learned_budget
+                        .lower_to(self.batch_size.saturating_mul(self.bytes_per_eval));
                     self.stats.oom_retries += 1;
                     log::warn!(
                         "out of memory at batch {}, retrying at {}",
@@ -303,6 +350,35 @@ mod tests {
         let r: Result<Vec<()>> = s.run_chunks(5, |_| Err(EngineError::InvalidInput("x".into())));
         assert!(matches!(r, Err(EngineError::InvalidInput(_))));
         assert_eq!(s.stats.oom_retries, 0);
+    }
+
+    #[test]
+    fn a_learned_budget_carries_over_to_schedulers_of_the_same_config() {
+        let cfg = BatchConfig {
+            max_batch: 64,
+            ..Default::default()
+        };
+        let mut first = Scheduler::new(cfg.clone(), 1000).unwrap();
+        first.simulate_memory_limit(Some(10));
+        first.run_chunks(40, |r| Ok(r.len())).unwrap();
+        assert_eq!(first.batch_size(), 10); // 40 -> 20 -> 10
+        assert_eq!(cfg.learned_budget.bytes(), 10 * 1000);
+        // a new scheduler (the next sample's engine) starts at the size that ran
+        let mut second = Scheduler::new(cfg.clone(), 1000).unwrap();
+        assert_eq!(second.batch_size(), 10);
+        second.simulate_memory_limit(Some(10));
+        second.run_chunks(40, |r| Ok(r.len())).unwrap();
+        assert_eq!(second.stats.oom_retries, 0);
+        // with twice the bytes per evaluation, half the rows
+        assert_eq!(Scheduler::new(cfg.clone(), 2000).unwrap().batch_size(), 5);
+        // a fresh configuration knows nothing of it, and serialises without it
+        let fresh = BatchConfig {
+            max_batch: 64,
+            ..Default::default()
+        };
+        assert_eq!(Scheduler::new(fresh, 1000).unwrap().batch_size(), 64);
+        let toml = toml::to_string(&cfg).unwrap();
+        assert!(!toml.contains("learned"), "{toml}");
     }
 
     #[test]

@@ -66,46 +66,54 @@ pub enum SpeedModel {
 /// Host-side inputs of one tower at one batch size (move them with [`TowerInputs::to_device`]).
 #[derive(Clone, Debug)]
 pub enum TowerInputs {
-    ClipImage {
-        pixels: Tensor,
-    },
-    ClipText {
-        ids: Tensor,
-        eos: Tensor,
-    },
-    Vilt {
-        ids: Tensor,
-        attention: Tensor,
-        token_types: Tensor,
-        pixels: Tensor,
-        pixel_mask: Tensor,
-    },
+    ClipImage { pixels: Tensor },
+    ClipText { ids: Tensor, eos: Tensor },
+    Vilt(ViltTensors),
+}
+
+/// Owned ViLT inputs (see [`ViltInputs`]).
+#[derive(Clone, Debug)]
+pub struct ViltTensors {
+    pub ids: Tensor,
+    pub attention: Tensor,
+    pub token_types: Tensor,
+    pub pixels: Tensor,
+    pub pixel_mask: Tensor,
+}
+
+impl ViltTensors {
+    pub fn inputs(&self) -> ViltInputs<'_> {
+        ViltInputs {
+            input_ids: &self.ids,
+            attention_mask: &self.attention,
+            token_type_ids: &self.token_types,
+            pixel_values: &self.pixels,
+            pixel_mask: &self.pixel_mask,
+        }
+    }
 }
 
 impl TowerInputs {
-    pub fn to_device(&self, dev: &Device) -> Result<Self> {
+    /// The same inputs with every tensor passed through `f`.
+    fn map(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Self> {
         Ok(match self {
-            TowerInputs::ClipImage { pixels } => TowerInputs::ClipImage {
-                pixels: pixels.to_device(dev)?,
-            },
+            TowerInputs::ClipImage { pixels } => TowerInputs::ClipImage { pixels: f(pixels)? },
             TowerInputs::ClipText { ids, eos } => TowerInputs::ClipText {
-                ids: ids.to_device(dev)?,
-                eos: eos.to_device(dev)?,
+                ids: f(ids)?,
+                eos: f(eos)?,
             },
-            TowerInputs::Vilt {
-                ids,
-                attention,
-                token_types,
-                pixels,
-                pixel_mask,
-            } => TowerInputs::Vilt {
-                ids: ids.to_device(dev)?,
-                attention: attention.to_device(dev)?,
-                token_types: token_types.to_device(dev)?,
-                pixels: pixels.to_device(dev)?,
-                pixel_mask: pixel_mask.to_device(dev)?,
-            },
+            TowerInputs::Vilt(v) => TowerInputs::Vilt(ViltTensors {
+                ids: f(&v.ids)?,
+                attention: f(&v.attention)?,
+                token_types: f(&v.token_types)?,
+                pixels: f(&v.pixels)?,
+                pixel_mask: f(&v.pixel_mask)?,
+            }),
         })
+    }
+
+    pub fn to_device(&self, dev: &Device) -> Result<Self> {
+        self.map(|t| t.to_device(dev))
     }
 }
 
@@ -231,7 +239,7 @@ impl SpeedModel {
                 let c = self.vilt_config().expect("checked by require");
                 let s = c.image_size;
                 let hi = c.vocab_size as u32;
-                TowerInputs::Vilt {
+                TowerInputs::Vilt(ViltTensors {
                     // [CLS] = 101 / [SEP] = 102 in BERT vocabularies; any id below
                     // the vocabulary size costs the same
                     ids: ids((hi / 30).min(1000), hi, 101.min(hi - 1), 102.min(hi - 1))?,
@@ -239,7 +247,7 @@ impl SpeedModel {
                     token_types: Tensor::zeros((batch, l), DType::U32, &cpu)?,
                     pixels: randn(&[batch, 3, s, s])?,
                     pixel_mask: Tensor::ones((batch, s, s), DType::U32, &cpu)?,
-                }
+                })
             }
             _ => unreachable!("checked by require"),
         })
@@ -248,63 +256,27 @@ impl SpeedModel {
     /// One forward of `tower`: [B, out] f32 (embeddings, answer logits or ITM logits).
     pub fn forward(&self, tower: Tower, inputs: &TowerInputs) -> Result<Tensor> {
         self.require(tower)?;
-        let vilt_inputs = |i: &TowerInputs| -> Option<(Tensor, Tensor, Tensor, Tensor, Tensor)> {
-            match i {
-                TowerInputs::Vilt {
-                    ids,
-                    attention,
-                    token_types,
-                    pixels,
-                    pixel_mask,
-                } => Some((
-                    ids.clone(),
-                    attention.clone(),
-                    token_types.clone(),
-                    pixels.clone(),
-                    pixel_mask.clone(),
-                )),
-                _ => None,
-            }
-        };
         let mismatch = || {
             EngineError::InvalidInput(format!(
                 "inputs do not belong to the {} tower",
                 tower.name()
             ))
         };
-        match (self, inputs) {
+        Ok(match (self, inputs) {
             (SpeedModel::Clip(m), TowerInputs::ClipImage { pixels })
                 if tower == Tower::ClipImage =>
             {
-                Ok(m.get_image_features(pixels)?)
+                m.get_image_features(pixels)?
             }
             (SpeedModel::Clip(m), TowerInputs::ClipText { ids, eos })
                 if tower == Tower::ClipText =>
             {
-                Ok(m.get_text_features(ids, eos)?)
+                m.get_text_features(ids, eos)?
             }
-            (SpeedModel::ViltVqa(m), i) => {
-                let (a, b, c, d, e) = vilt_inputs(i).ok_or_else(mismatch)?;
-                Ok(m.forward(&ViltInputs {
-                    input_ids: &a,
-                    attention_mask: &b,
-                    token_type_ids: &c,
-                    pixel_values: &d,
-                    pixel_mask: &e,
-                })?)
-            }
-            (SpeedModel::ViltItm(m), i) => {
-                let (a, b, c, d, e) = vilt_inputs(i).ok_or_else(mismatch)?;
-                Ok(m.forward(&ViltInputs {
-                    input_ids: &a,
-                    attention_mask: &b,
-                    token_type_ids: &c,
-                    pixel_values: &d,
-                    pixel_mask: &e,
-                })?)
-            }
-            _ => Err(mismatch()),
-        }
+            (SpeedModel::ViltVqa(m), TowerInputs::Vilt(v)) => m.forward(&v.inputs())?,
+            (SpeedModel::ViltItm(m), TowerInputs::Vilt(v)) => m.forward(&v.inputs())?,
+            _ => return Err(mismatch()),
+        })
     }
 
     /// Forward FLOPs of one evaluation of `tower` (multiply-add = 2), from
@@ -465,10 +437,10 @@ mod tests {
         let out = m.forward(Tower::ViltVqa, &i).unwrap();
         assert_eq!(out.dims(), &[3, 3]);
         match &i {
-            TowerInputs::Vilt { ids, pixels, .. } => {
-                assert_eq!(ids.dims(), &[3, 7]);
-                assert_eq!(pixels.dims(), &[3, 3, 64, 64]);
-                let v = ids.to_vec2::<u32>().unwrap();
+            TowerInputs::Vilt(v) => {
+                assert_eq!(v.ids.dims(), &[3, 7]);
+                assert_eq!(v.pixels.dims(), &[3, 3, 64, 64]);
+                let v = v.ids.to_vec2::<u32>().unwrap();
                 assert!(v.iter().flatten().all(|&x| x < 200));
             }
             other => panic!("wrong inputs {other:?}"),
