@@ -14,7 +14,7 @@
 //! Output: one JSON object per line (prefix `BENCH `).
 use candle_core::{DType, Device, Tensor};
 use multishap::core::{Coalition, CoalitionBatch, DualEncoderGame, Game};
-use multishap::engine::bench_support::{random_clip_b32, random_vilt_b32_vqa};
+use multishap::engine::bench_support::{random_clip_b32, random_vilt_b32_vqa, uniform_host};
 use multishap::engine::speed::{time_forward, SpeedModel, Tower};
 use multishap::engine::{
     BatchConfig, ClipRetrievalGame, EngineConfig, ViltHead, ViltRows, ViltVqaGame,
@@ -52,13 +52,6 @@ fn report(model: &str, batch: usize, secs: f64) {
         threads(),
         batch as f64 / secs
     );
-}
-
-fn randn(shape: &[usize], seed: u64) -> Tensor {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
 /// Forward throughput through [`multishap::engine::speed`], the code behind
@@ -194,7 +187,7 @@ fn vilt_explain_cost() {
             ..Default::default()
         };
         let rows = ViltRows::new(ViltHead::Vqa(&vilt), &dev, &cfg);
-        let pixels = randn(&[3, 384, 384], 5);
+        let pixels = uniform_host(&[3, 384, 384], 5).unwrap();
         let pm = Tensor::ones((384, 384), DType::U32, &dev).unwrap();
         let s = rows
             .prepare(&pixels, &pm, &vilt_encoding(n_tokens), Some(103), 0)
@@ -248,7 +241,7 @@ fn clip_explain_cost() {
     let mut game = ClipRetrievalGame::from_parts(
         &clip,
         &dev,
-        &randn(&[3, 224, 224], 6),
+        &uniform_host(&[3, 224, 224], 6).unwrap(),
         &enc,
         49407,
         49407,

@@ -11,7 +11,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 use multishap_models::clip::{ClipConfig, ClipModel};
 use multishap_models::vilt::{ViltConfig, ViltForImageAndTextRetrieval, ViltForQuestionAnswering};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use std::sync::Mutex;
 
@@ -65,6 +65,15 @@ impl SimpleBackend for RandomBackend {
     fn contains_tensor(&self, _name: &str) -> bool {
         true
     }
+}
+
+/// A host tensor of `shape` with values uniform in [-1, 1) from a seeded stream
+/// (random pixel values and such for benchmarks).
+pub fn uniform_host(shape: &[usize], seed: u64) -> Result<Tensor> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
 }
 
 pub fn random_var_builder(seed: u64, device: &Device, dtype: DType) -> VarBuilder<'static> {

@@ -17,6 +17,17 @@ pub enum EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
+impl EngineError {
+    /// Whether this is an out-of-memory condition ([`is_oom`] for candle's errors).
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            EngineError::OutOfMemory(_) => true,
+            EngineError::Candle(e) => is_oom(e),
+            _ => false,
+        }
+    }
+}
+
 impl From<EngineError> for multishap_core::Error {
     fn from(e: EngineError) -> Self {
         match e {
@@ -29,12 +40,7 @@ impl From<EngineError> for multishap_core::Error {
 /// Whether a candle error is an out-of-memory condition (CUDA / Metal
 /// allocation failures; matched on the error text, which is all candle gives).
 pub fn is_oom(e: &candle_core::Error) -> bool {
-    is_oom_message(&e.to_string())
-}
-
-/// Whether an error message (of any error wrapping a candle error) says out of memory.
-pub fn is_oom_message(msg: &str) -> bool {
-    let s = msg.to_ascii_lowercase();
+    let s = e.to_string().to_ascii_lowercase();
     s.contains("out_of_memory")
         || s.contains("out of memory")
         || s.contains("failed to allocate")

@@ -8,7 +8,7 @@
 //! VQA / ITM heads. Inputs are random, of the shapes the engine feeds
 //! (the model's own image size, `text_len` tokens with the special tokens at
 //! both ends); FLOPs per evaluation come from the configuration.
-use crate::bench_support::{random_clip_b32, random_vilt_b32_vqa};
+use crate::bench_support::{random_clip_b32, random_vilt_b32_vqa, uniform_host};
 use crate::{EngineError, Result};
 use candle_core::{DType, Device, Tensor};
 use multishap_models::clip::{ClipConfig, ClipModel};
@@ -198,14 +198,9 @@ impl SpeedModel {
     ) -> Result<TowerInputs> {
         self.require(tower)?;
         let l = self.text_len(tower, text_len);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let cpu = Device::Cpu;
-        let mut randn = |shape: &[usize]| -> Result<Tensor> {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            Ok(Tensor::from_vec(v, shape, &cpu)?)
-        };
-        let mut rng2 = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
+        let uniform = |shape: &[usize]| uniform_host(shape, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
         let mut ids = |lo: u32, hi: u32, first: u32, last: u32| -> Result<Tensor> {
             let mut v = Vec::with_capacity(batch * l);
             for _ in 0..batch {
@@ -213,7 +208,7 @@ impl SpeedModel {
                     v.push(match i {
                         0 => first,
                         _ if i == l - 1 => last,
-                        _ => rng2.random_range(lo..hi.max(lo + 1)),
+                        _ => rng.random_range(lo..hi.max(lo + 1)),
                     });
                 }
             }
@@ -223,7 +218,7 @@ impl SpeedModel {
             (Tower::ClipImage, SpeedModel::Clip(m)) => {
                 let s = m.config().vision_config.image_size;
                 TowerInputs::ClipImage {
-                    pixels: randn(&[batch, 3, s, s])?,
+                    pixels: uniform(&[batch, 3, s, s])?,
                 }
             }
             (Tower::ClipText, SpeedModel::Clip(m)) => {
@@ -245,7 +240,7 @@ impl SpeedModel {
                     ids: ids((hi / 30).min(1000), hi, 101.min(hi - 1), 102.min(hi - 1))?,
                     attention: Tensor::ones((batch, l), DType::U32, &cpu)?,
                     token_types: Tensor::zeros((batch, l), DType::U32, &cpu)?,
-                    pixels: randn(&[batch, 3, s, s])?,
+                    pixels: uniform(&[batch, 3, s, s])?,
                     pixel_mask: Tensor::ones((batch, s, s), DType::U32, &cpu)?,
                 })
             }

@@ -384,6 +384,7 @@ fn softmax_row_generic(row: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_diff;
 
     #[test]
     fn exp_matches_std_within_a_few_ulp() {
@@ -418,19 +419,6 @@ mod tests {
         let w = Tensor::randn(0f32, 0.5, (o, i), &dev).unwrap();
         let b = Tensor::randn(0f32, 0.5, o, &dev).unwrap();
         Linear::new(w, Some(b))
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn first_token(xs: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_diff;
     use candle_core::Device;
 
     fn seq(shape: &[usize], scale: f32) -> Tensor {
@@ -249,14 +250,7 @@ mod tests {
             let want = lin.forward(&x).unwrap();
             let got = linear_bias_in_gemm(&x, &lin).unwrap();
             assert_eq!(got.dims(), want.dims());
-            let d = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_diff(&got, &want);
             assert!(d < 1e-6, "{d}");
         }
         // no bias: plain forward; wrong width: an error

@@ -7,7 +7,6 @@ use crate::config::{open_device, parse_dtype};
 use crate::errors::{user, UserContext};
 use anyhow::Result;
 use candle_core::{DType, Device};
-use multishap_engine::error::is_oom_message;
 use multishap_engine::speed::{time_forward, Parity, SpeedModel, Tower};
 use multishap_models::ModelSource;
 use serde_json::{json, Value};
@@ -197,7 +196,7 @@ pub fn run(a: &SpeedArgs) -> Result<Vec<Value>> {
                     v["batch"] = json!(b);
                     let secs = match measured {
                         Ok(s) => s,
-                        Err(e) if is_oom_message(&e.to_string()) => {
+                        Err(e) if e.is_out_of_memory() => {
                             v["kind"] = json!("out_of_memory");
                             let line = format!(
                                 "speed  {:<10} {:<4} batch {b:>5}: out of memory, larger batches skipped",

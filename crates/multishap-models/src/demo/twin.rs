@@ -548,20 +548,10 @@ mod tests {
     use super::super::train::seeded_var_builder;
     use super::*;
     use crate::clip::ClipModel;
+    use crate::test_util::max_diff;
     use crate::vilt::{ViltForQuestionAnswering, ViltInputs};
     use candle_core::Device;
     use candle_nn::VarMap;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     fn pixels(b: usize, s: usize, seed: u64) -> Tensor {
         let mut rng = super::super::rng::DemoRng::new(seed);
