@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Seconds per explained sample at equal accuracy: the reference procedure
 (the paper's per-pair stratified estimator, one coalition per size, batch 1)
-versus multishap's default (shared-stratified, batched), end to end through
-the `multishap run` binary on the shipped demo ViLT model.
+versus multishap's estimators (batched), end to end through the `multishap run`
+binary on a shipped demo model: --model vilt (demo ViLT VQA, the one-shape
+questions of examples/shapes; ours = shared-stratified) or --model clip (demo
+CLIP retrieval, the first captions of examples/shapes; ours = shared-stratified
+and dual-encoder).
 
 Steps (each `run` writes results.jsonl; `seconds` there is the estimator's wall
 time per sample: masking, model calls and arithmetic, not model loading):
@@ -18,8 +21,22 @@ time per sample: masking, model calls and arithmetic, not model loading):
    is averaged over --ours-seeds seeds (its errors are correlated across pairs).
 Runs whose results.jsonl already holds every sample are reused (--fresh to redo).
 
-Usage: scripts/bench_end_to_end.py [--bin target/release/multishap] [--samples 3]
-       [--gt-budget 262144] [--out target/bench-e2e]
+CLIP: the reference code calls the whole model once per joint coalition (both
+towers, batch 1), while our engine encodes each distinct image / text coalition
+once (a cache), so running the reference procedure through the engine would
+under-count its cost. Its seconds are therefore extrapolated: its joint
+evaluations x (image + text tower forward at batch 1), both forwards timed by
+`multishap speed --model models/demo-clip --batches 1` with the sample's text
+length. Its estimates (and so its MSE) are the reference procedure's exactly.
+
+--shortest-edge N runs the model on images resized to N pixels (a derived
+model folder in <out>/model: links to the shipped files and a copy of
+preprocessor_config.json with size.shortest_edge = N; ViLT interpolates its
+position embeddings). 192 gives the demo ViLT a 12 x 12 patch grid, the real
+ViLT-B/32's number of image players (d = 144 + words).
+
+Usage: scripts/bench_end_to_end.py [--model vilt|clip] [--bin target/release/multishap]
+       [--samples 3] [--gt-budget 262144] [--out target/bench-e2e[-clip]]
 Needs only the Python standard library. Prints a markdown table and writes
 <out>/summary.json.
 """
@@ -47,14 +64,47 @@ def flat(rows):
     return [v for row in rows for v in row]
 
 
-def write_config(path, estimator, draws, max_batch):
-    model = ROOT / "models" / "demo-vilt-vqa"
+MODELS = {
+    "vilt": {
+        "path": "models/demo-vilt-vqa",
+        "manifest": "manifest.jsonl",
+        "scorer": '[scorer]\nvqa = "logit"\ntarget = "predicted"\n',
+        "ours": ["shared-stratified"],
+    },
+    "clip": {
+        "path": "models/demo-clip",
+        "manifest": "captions.jsonl",
+        "scorer": '[scorer]\nretrieval = "cosine"\n',
+        "ours": ["shared-stratified", "dual-encoder"],
+    },
+}
+
+
+def derived_model(spec, shortest_edge, out):
+    """The shipped model folder, or a copy of it (links) whose image
+    processor resizes to `shortest_edge` pixels."""
+    src = ROOT / spec["path"]
+    if shortest_edge is None:
+        return src
+    dst = out / "model"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        link = dst / f.name
+        if f.name != "preprocessor_config.json" and not link.exists():
+            link.symlink_to(f.resolve())
+    cfg = json.loads((src / "preprocessor_config.json").read_text())
+    cfg["size"] = {"shortest_edge": shortest_edge}
+    (dst / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    return dst
+
+
+def write_config(path, model, spec, estimator, draws, max_batch):
     draws_line = f'draws = "{draws}"' if isinstance(draws, str) else f"draws = {draws}"
     path.write_text(
         f'[model]\npath = "{model}"\n[estimator]\nname = "{estimator}"\n{draws_line}\nseed = 0\n'
         '[masking.image]\nbaseline = { kind = "zero" }\n[masking.text]\nmode = "mask"\n'
-        '[scorer]\nvqa = "logit"\ntarget = "predicted"\n'
-        f"[batch]\nmax_batch = {max_batch}\nmemory_budget_mib = 1024\n"
+        + spec["scorer"]
+        + f"[batch]\nmax_batch = {max_batch}\nmemory_budget_mib = 1024\n"
     )
 
 
@@ -108,88 +158,138 @@ def per_sample(recs, key):
     return sum(r[key] for r in recs.values()) / len(recs)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "multishap"))
-    ap.add_argument("--samples", type=int, default=3)
-    ap.add_argument("--gt-budget", type=int, default=262144)
-    ap.add_argument("--ours-draws", default="2,8,16,32,64")
-    ap.add_argument("--ours-seeds", type=int, default=4, help="seeds averaged per budget")
-    ap.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
-    ap.add_argument("--out", default=str(ROOT / "target" / "bench-e2e"))
-    a = ap.parse_args()
-    global FRESH
-    FRESH = a.fresh
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+def batch1_seconds(binary, model, text_len, out):
+    """Seconds of one image + one text forward at batch 1 (CLIP), timed by
+    `multishap speed` on the model itself, with this text length."""
+    f = out / f"speed-b1-len{text_len}.jsonl"
+    if FRESH or not f.is_file():
+        subprocess.run([str(binary), "speed", "--model", str(model), "--batches", "1",
+                        "--text-len", str(text_len), "--min-seconds", "2", "--out", str(f)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = [json.loads(l) for l in f.read_text().splitlines() if l.strip()]
+    return sum(r["seconds_per_batch"] for r in rows if r["kind"] == "throughput")
 
-    # questions about one shape (they have pointing masks): the interesting cases
-    src = ROOT / "examples" / "shapes" / "manifest.jsonl"
-    rows = [json.loads(l) for l in src.read_text().splitlines() if l.strip()]
-    rows = [r for r in rows if "pointing_mask" in r][: a.samples]
-    manifest = out / "manifest.jsonl"
-    with manifest.open("w") as f:
-        for r in rows:
-            f.write(json.dumps({"id": r["id"], "image": str(src.parent / r["image"]),
-                                "text": r["text"], "answer": r["answer"]}) + "\n")
 
-    ours_cfg, ref_cfg = out / "ours.toml", out / "reference.toml"
-    write_config(ours_cfg, "shared-stratified", 1, 256)
-    write_config(ref_cfg, "per-pair-stratified", "all-sizes", 1)
-
-    truth, _ = run(a.bin, ours_cfg, manifest, out / "truth",
-                   ["--budget", str(a.gt_budget), "--seed", "1000"])
-    ref, ref_wall = run(a.bin, ref_cfg, manifest, out / "reference", ["--seed", "1"])
-    ref_mse = mse_vs_truth(ref, truth)
-    lines = []
-    ours_runs = []
+def fit_ours(a, binary, cfg, manifest, out, truth, name, ref_mse):
+    """Ours at a few budgets, then at the interpolated equal-MSE budget."""
+    runs = []
     # ours' errors are correlated across pairs (shared coalitions): average seeds
     seeds = range(2, 2 + a.ours_seeds)
     for k in [int(x) for x in a.ours_draws.split(",")]:
-        runs = [run(a.bin, ours_cfg, manifest, out / f"ours-k{k}-s{s}",
-                    ["--draws", str(k), "--seed", str(s)])[0] for s in seeds]
-        ours_runs.append({"draws": k, "seeds": len(runs),
-                          "evaluations": sum(per_sample(r, "evaluations") for r in runs) / len(runs),
-                          "mse": sum(mse_vs_truth(r, truth) for r in runs) / len(runs),
-                          "seconds": sum(per_sample(r, "seconds") for r in runs) / len(runs)})
-    budget = equal_mse_budget(ours_runs, ref_mse)
-    eqs = [run(a.bin, ours_cfg, manifest, out / f"ours-equal-s{s}",
+        rs = [run(binary, cfg, manifest, out / f"{name}-k{k}-s{s}",
+                  ["--draws", str(k), "--seed", str(s)])[0] for s in seeds]
+        runs.append({"draws": k, "seeds": len(rs),
+                     "evaluations": sum(per_sample(r, "evaluations") for r in rs) / len(rs),
+                     "mse": sum(mse_vs_truth(r, truth) for r in rs) / len(rs),
+                     "seconds": sum(per_sample(r, "seconds") for r in rs) / len(rs)})
+    budget = equal_mse_budget(runs, ref_mse)
+    eqs = [run(binary, cfg, manifest, out / f"{name}-equal-s{s}",
                ["--budget", str(budget), "--seed", str(100 + s)])[0] for s in seeds]
-    eq = eqs[0]
-    eq_mse = sum(mse_vs_truth(r, truth) for r in eqs) / len(eqs)
-    eq_secs = sum(per_sample(r, "seconds") for r in eqs) / len(eqs)
+    equal = {"budget": budget, "seeds": len(eqs),
+             "evaluations": sum(per_sample(r, "evaluations") for r in eqs) / len(eqs),
+             "mse": sum(mse_vs_truth(r, truth) for r in eqs) / len(eqs),
+             "seconds": sum(per_sample(r, "seconds") for r in eqs) / len(eqs)}
+    return runs, equal
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=sorted(MODELS), default="vilt")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "multishap"))
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--ids", default=None, help="comma-separated sample ids (instead of the first --samples)")
+    ap.add_argument("--shortest-edge", type=int, default=None,
+                    help="resize images to this many pixels (192: a 12 x 12 grid on the demo ViLT)")
+    ap.add_argument("--gt-budget", type=int, default=262144)
+    ap.add_argument("--ours-draws", default="2,8,16,32,64")
+    ap.add_argument("--ours-seeds", type=int, default=4, help="seeds averaged per budget")
+    ap.add_argument("--reference-batch", type=int, default=1,
+                    help="max_batch of the reference run (1 = as the reference code; larger only "
+                         "when its seconds are not wanted: same estimates, batch size never "
+                         "changes values beyond 1e-5)")
+    ap.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
+    ap.add_argument("--out", default=None, help="default target/bench-e2e (vilt), target/bench-e2e-clip")
+    a = ap.parse_args()
+    global FRESH
+    FRESH = a.fresh
+    spec = MODELS[a.model]
+    out = Path(a.out or ROOT / "target" / ("bench-e2e" if a.model == "vilt" else "bench-e2e-clip")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    src = ROOT / "examples" / "shapes" / spec["manifest"]
+    rows = [json.loads(l) for l in src.read_text().splitlines() if l.strip()]
+    if a.model == "vilt":
+        # questions about one shape (they have pointing masks): the interesting cases
+        rows = [r for r in rows if "pointing_mask" in r]
+    if a.ids:
+        wanted = a.ids.split(",")
+        rows = [r for r in rows if r["id"] in wanted]
+    else:
+        rows = rows[: a.samples]
+    model = derived_model(spec, a.shortest_edge, out)
+    manifest = out / "manifest.jsonl"
+    with manifest.open("w") as f:
+        for r in rows:
+            entry = {"id": r["id"], "image": str(src.parent / r["image"]), "text": r["text"]}
+            if "answer" in r:
+                entry["answer"] = r["answer"]
+            f.write(json.dumps(entry) + "\n")
+
+    ref_cfg = out / "reference.toml"
+    write_config(ref_cfg, model, spec, "per-pair-stratified", "all-sizes", a.reference_batch)
+    cfgs = {}
+    for name in spec["ours"]:
+        cfgs[name] = out / f"{name}.toml"
+        write_config(cfgs[name], model, spec, name, 1, 256)
+
+    truth, _ = run(a.bin, cfgs["shared-stratified"], manifest, out / "truth",
+                   ["--budget", str(a.gt_budget), "--seed", "1000"])
+    ref, ref_wall = run(a.bin, ref_cfg, manifest, out / "reference", ["--seed", "1"])
+    ref_mse = mse_vs_truth(ref, truth)
     ref_secs = per_sample(ref, "seconds")
+    ref_note = f"measured (max_batch {a.reference_batch})"
+    if a.model == "clip":
+        per = []
+        for sid, r in ref.items():
+            per.append(r["evaluations"] * batch1_seconds(a.bin, model, len(r["tokens"]) + 2, out))
+        ref_secs = sum(per) / len(per)
+        ref_note = "extrapolated: joint evaluations x (image + text forward at batch 1)"
+
+    ours = {}
+    for name, cfg in cfgs.items():
+        runs, equal = fit_ours(a, a.bin, cfg, manifest, out, truth, name, ref_mse)
+        ours[name] = {"fit_runs": runs, "equal_accuracy": equal,
+                      "speedup_seconds": ref_secs / equal["seconds"],
+                      "mse_ratio_ours_over_reference": equal["mse"] / ref_mse}
     summary = {
-        "model": "models/demo-vilt-vqa",
+        "model": spec["path"],
+        "shortest_edge": a.shortest_edge,
         "samples": [r["id"] for r in rows],
         "players": {sid: [len(r["sii"]), len(r["sii"][0])] for sid, r in truth.items()},
         "ground_truth_budget": a.gt_budget,
-        "reference": {"estimator": "per-pair-stratified, draws = all-sizes, max_batch 1",
+        "reference": {"estimator": f"per-pair-stratified, draws = all-sizes, max_batch {a.reference_batch}",
                       "evaluations": per_sample(ref, "evaluations"), "mse": ref_mse,
-                      "seconds": ref_secs},
-        "ours_fit_runs": ours_runs,
-        "ours_equal_accuracy": {"estimator": "shared-stratified, max_batch 256",
-                                "budget": budget, "seeds": len(eqs),
-                                "evaluations": per_sample(eq, "evaluations"),
-                                "mse": eq_mse, "seconds": eq_secs},
-        "speedup_seconds": ref_secs / eq_secs,
-        "mse_ratio_ours_over_reference": eq_mse / ref_mse,
+                      "seconds": ref_secs, "seconds_are": ref_note},
+        "ours": ours,
         "threads": os.environ.get("RAYON_NUM_THREADS", "default"),
         "load_average": os.getloadavg(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines.append("| Procedure | Evaluations / sample | MSE vs ground truth | Seconds / sample |")
-    lines.append("|---|---|---|---|")
+    lines = ["| Procedure | Evaluations / sample | MSE vs ground truth | Seconds / sample |",
+             "|---|---|---|---|"]
     r = summary["reference"]
     lines.append(f"| reference: per-pair stratified, all sizes, batch 1 | {r['evaluations']:.0f} | {r['mse']:.3e} | {r['seconds']:.2f} |")
-    for o in ours_runs:
-        lines.append(f"| ours: shared-stratified, K = {o['draws']} | {o['evaluations']:.0f} | {o['mse']:.3e} | {o['seconds']:.2f} |")
-    e = summary["ours_equal_accuracy"]
-    lines.append(f"| ours at the reference's MSE (budget {budget}) | {e['evaluations']:.0f} | {e['mse']:.3e} | {e['seconds']:.2f} |")
+    for name, o in ours.items():
+        for f in o["fit_runs"]:
+            lines.append(f"| ours: {name}, K = {f['draws']} | {f['evaluations']:.0f} | {f['mse']:.3e} | {f['seconds']:.2f} |")
+        e = o["equal_accuracy"]
+        lines.append(f"| ours: {name} at the reference's MSE (budget {e['budget']}) | {e['evaluations']:.0f} | {e['mse']:.3e} | {e['seconds']:.2f} |")
     print("\n".join(lines))
-    print(f"speed-up at equal accuracy: {summary['speedup_seconds']:.1f}x "
-          f"(MSE ratio ours/reference {summary['mse_ratio_ours_over_reference']:.2f}); "
-          f"load average {summary['load_average']}")
+    print(f"reference seconds: {ref_note}")
+    for name, o in ours.items():
+        print(f"{name}: speed-up at equal accuracy {o['speedup_seconds']:.1f}x "
+              f"(MSE ratio ours/reference {o['mse_ratio_ours_over_reference']:.2f})")
+    print(f"load average {summary['load_average']}")
 
 
 if __name__ == "__main__":
