@@ -16,7 +16,7 @@ use multishap_engine::{
 };
 use multishap_models::{AnyImageProcessor, AnyModel, LoadedModel};
 use multishap_report::{
-    ExplanationRecord, ModelInfo, PatchGrid as ReportGrid, Prediction, RecordMeta,
+    ExplanationRecord, ModelInfo, ModelRows, PatchGrid as ReportGrid, Prediction, RecordMeta,
 };
 use serde_json::json;
 use std::path::Path;
@@ -101,6 +101,8 @@ pub struct GameFacts {
     pub tokens: Vec<String>,
     pub grid: PatchGrid,
     pub kind: GameKind,
+    /// What the model ran for the sample so far (`None` when samples shared forwards).
+    pub model_rows: Option<ModelRows>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,14 @@ impl GameFacts {
             tokens: s.tokens(),
             grid: *s.image.grid(),
             kind,
+            model_rows: None,
+        }
+    }
+
+    fn with_rows(self, rows: ModelRows) -> Self {
+        Self {
+            model_rows: Some(rows),
+            ..self
         }
     }
 }
@@ -139,12 +149,24 @@ impl GameFacts {
 impl AnyGame<'_> {
     pub fn facts(&self) -> GameFacts {
         match self {
-            AnyGame::Vqa(g) => GameFacts::of_vilt_sample(g.sample(), true),
-            AnyGame::Itm(g) => GameFacts::of_vilt_sample(g.sample(), false),
+            AnyGame::Vqa(g) => {
+                GameFacts::of_vilt_sample(g.sample(), true).with_rows(ModelRows::Joint {
+                    rows: g.engine().stats().evaluated,
+                })
+            }
+            AnyGame::Itm(g) => {
+                GameFacts::of_vilt_sample(g.sample(), false).with_rows(ModelRows::Joint {
+                    rows: g.engine().stats().evaluated,
+                })
+            }
             AnyGame::Clip(g) => GameFacts {
                 tokens: g.tokens(),
                 grid: g.grid(),
                 kind: GameKind::Clip,
+                model_rows: Some(ModelRows::Dual {
+                    image: g.stats.image_rows_encoded,
+                    text: g.stats.text_rows_encoded,
+                }),
             },
         }
     }
@@ -552,6 +574,7 @@ impl Explainer {
                 boxes,
                 image_size: Some(original),
             },
+            model_rows: game.model_rows,
         };
         Ok(ExplanationRecord::from_estimate(est, meta)?)
     }

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `multishap` binary on the tiny fixture models
 //! (tests/fixtures/models/checkpoints) with small budgets.
-use multishap_report::ExplanationRecord;
+use multishap_report::{ExplanationRecord, ModelRows};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -165,6 +165,13 @@ fn explain_vqa_writes_every_file() {
     assert_eq!(rec.seed, 9);
     assert_eq!(rec.budget, 3 * (m + 1) * (n + 1));
     assert_eq!(rec.evaluations, rec.budget);
+    // the engine ran at most the asked coalitions plus the full and empty input
+    match rec.model_rows {
+        Some(ModelRows::Joint { rows }) => {
+            assert!(rows > 0 && rows <= rec.evaluations + 2, "{rows}")
+        }
+        other => panic!("ViLT model rows {other:?}"),
+    }
     assert_eq!(rec.estimator, "shared-stratified");
     assert_eq!(rec.scorer, "vqa-logit");
     assert!(rec.shapley.as_ref().is_some_and(|s| s.len() == m + n));
@@ -246,6 +253,17 @@ fn explain_clip_caption_and_wrong_text_flag() {
         .fold((f64::MAX, f64::MIN), |(l, h), &y| (l.min(y), h.max(y)));
     assert!((hi - lo - 450.0).abs() < 3.0 && lo > 90.0, "{lo}..{hi}");
     assert!((rec.full_score - rec.prediction.score).abs() < 1e-12);
+    // shared coalitions on a dual encoder: each draw's m+1 image and n+1 text
+    // coalitions are encoded once, not once per joint evaluation
+    let (m, n) = (rec.image_players(), rec.text_players());
+    let draws = rec.budget / ((m + 1) * (n + 1));
+    match rec.model_rows {
+        Some(ModelRows::Dual { image, text }) => {
+            assert!(image > m && image <= draws * (m + 1) + 2, "{image}");
+            assert!(text > n && text <= draws * (n + 1) + 2, "{text}");
+        }
+        other => panic!("CLIP model rows {other:?}"),
+    }
 
     let o = run(bin()
         .args(["explain", "--config"])
@@ -263,6 +281,19 @@ fn explain_clip_caption_and_wrong_text_flag() {
         .args(["--caption", "a cat", "--out"])
         .arg(dir.path().join("dual")));
     assert_ok(&o);
+    let dual: ExplanationRecord =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("dual/result.json")).unwrap())
+            .unwrap();
+    // budget and evaluations count encoder passes: 4 (m+1) + 4 (n+1)
+    let (m, n) = (dual.image_players(), dual.text_players());
+    assert_eq!(dual.evaluations, 4 * (m + 1) + 4 * (n + 1));
+    match dual.model_rows {
+        Some(ModelRows::Dual { image, text }) => {
+            assert!(image > m && image <= 4 * (m + 1) + 2, "{image}");
+            assert!(text > n && text <= 4 * (n + 1) + 2, "{text}");
+        }
+        other => panic!("CLIP model rows {other:?}"),
+    }
 }
 
 #[test]

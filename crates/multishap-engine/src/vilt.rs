@@ -456,6 +456,10 @@ macro_rules! single_sample_vilt_game {
                 *self.sample().image.grid()
             }
 
+            pub fn engine(&self) -> &ViltEngine<'m> {
+                &self.engine
+            }
+
             pub fn engine_mut(&mut self) -> &mut ViltEngine<'m> {
                 &mut self.engine
             }
@@ -525,10 +529,6 @@ impl<'m> ViltVqaGame<'m> {
 
     pub fn vqa_score(&self) -> VqaScore {
         self.engine.model().cfg.scorer.vqa
-    }
-
-    pub fn engine(&self) -> &ViltEngine<'m> {
-        &self.engine
     }
 }
 

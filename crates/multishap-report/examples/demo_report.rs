@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             positive_sum: p,
             negative_sum: n,
             positive_ratio: ratio,
+            model_rows: None,
         });
     }
     let page = write_explanation_page(

@@ -28,5 +28,7 @@ pub use jsonl::{
     completed_ids, read_errors, read_records, read_shards, ErrorRecord, ErrorsWriter, JsonlWriter,
     MergedRecords, ReadOutcome, ResultsWriter,
 };
-pub use schema::{ExplanationRecord, ModelInfo, PatchGrid, Prediction, RecordMeta, SCHEMA_VERSION};
+pub use schema::{
+    ExplanationRecord, ModelInfo, ModelRows, PatchGrid, Prediction, RecordMeta, SCHEMA_VERSION,
+};
 pub use stats::{build_report, DatasetStats, ReportOptions, ReportSummary};

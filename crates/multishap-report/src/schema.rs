@@ -104,6 +104,19 @@ pub struct RecordMeta {
     pub image: Option<String>,
     pub tokens: Vec<String>,
     pub grid: PatchGrid,
+    pub model_rows: Option<ModelRows>,
+}
+
+/// Masked inputs the model actually ran for one sample (full and empty input
+/// included), after the engine's deduplication and value cache: the cost on
+/// the device, where `evaluations` counts what the estimator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ModelRows {
+    /// One joint model (ViLT): masked (image, text) inputs run.
+    Joint { rows: usize },
+    /// A dual encoder (CLIP): image and text coalitions encoded, each once.
+    Dual { image: usize, text: usize },
 }
 
 /// One explained sample (one line of `results.jsonl`).
@@ -170,6 +183,10 @@ pub struct ExplanationRecord {
     pub negative_sum: f64,
     /// P / (|P| + |N|); `None` when both are 0.
     pub positive_ratio: Option<f64>,
+    /// What the model ran for this sample, if known (absent when several
+    /// samples shared forward passes, and in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_rows: Option<ModelRows>,
 }
 
 /// `(P, N, P / (|P| + |N|))` of a set of SII values; the ratio is `None` when `P = N = 0`.
@@ -240,6 +257,7 @@ impl ExplanationRecord {
             positive_sum: p,
             negative_sum: neg,
             positive_ratio: ratio,
+            model_rows: meta.model_rows,
         };
         rec.validate()?;
         Ok(rec)
@@ -475,5 +493,29 @@ pub(crate) mod tests {
         let mut tampered = rec;
         tampered.positive_sum = 9.0;
         assert!(tampered.validate().is_err());
+    }
+
+    #[test]
+    fn model_rows_are_written_when_known_and_optional_when_read() {
+        let est = estimate(2, 1, vec![0.5, -0.25]);
+        let mut m = meta("d", 2, 1, &["x"]);
+        m.model_rows = Some(ModelRows::Dual { image: 37, text: 5 });
+        let rec = ExplanationRecord::from_estimate(&est, m).unwrap();
+        let v = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            v["model_rows"],
+            serde_json::json!({"kind": "dual", "image": 37, "text": 5})
+        );
+        let back: ExplanationRecord = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back.model_rows, rec.model_rows);
+        // records without the field (older versions, packed samples) still read
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("model_rows");
+        let back: ExplanationRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(back.model_rows, None);
+        let none = ExplanationRecord::from_estimate(&est, meta("e", 2, 1, &["x"])).unwrap();
+        assert!(!serde_json::to_string(&none).unwrap().contains("model_rows"));
+        let joint = serde_json::to_value(ModelRows::Joint { rows: 12 }).unwrap();
+        assert_eq!(joint, serde_json::json!({"kind": "joint", "rows": 12}));
     }
 }

@@ -50,6 +50,7 @@ fn record(w: u32, h: u32) -> ExplanationRecord {
         positive_sum: p,
         negative_sum: n,
         positive_ratio: ratio,
+        model_rows: None,
     }
 }
 

@@ -170,6 +170,7 @@ fn record(id: &str, sii: Vec<Vec<f64>>, image: Option<String>) -> ExplanationRec
         positive_sum: p,
         negative_sum: n,
         positive_ratio: ratio,
+        model_rows: None,
     }
 }
 
