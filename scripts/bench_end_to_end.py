@@ -170,6 +170,15 @@ def batch1_seconds(binary, model, text_len, out):
     return sum(r["seconds_per_batch"] for r in rows if r["kind"] == "throughput")
 
 
+def seed_means(runs, truth):
+    """Per-sample evaluations, MSE and seconds, averaged over seed runs."""
+    n = len(runs)
+    return {"seeds": n,
+            "evaluations": sum(per_sample(r, "evaluations") for r in runs) / n,
+            "mse": sum(mse_vs_truth(r, truth) for r in runs) / n,
+            "seconds": sum(per_sample(r, "seconds") for r in runs) / n}
+
+
 def fit_ours(a, binary, cfg, manifest, out, truth, name, ref_mse):
     """Ours at a few budgets, then at the interpolated equal-MSE budget."""
     runs = []
@@ -178,17 +187,11 @@ def fit_ours(a, binary, cfg, manifest, out, truth, name, ref_mse):
     for k in [int(x) for x in a.ours_draws.split(",")]:
         rs = [run(binary, cfg, manifest, out / f"{name}-k{k}-s{s}",
                   ["--draws", str(k), "--seed", str(s)])[0] for s in seeds]
-        runs.append({"draws": k, "seeds": len(rs),
-                     "evaluations": sum(per_sample(r, "evaluations") for r in rs) / len(rs),
-                     "mse": sum(mse_vs_truth(r, truth) for r in rs) / len(rs),
-                     "seconds": sum(per_sample(r, "seconds") for r in rs) / len(rs)})
+        runs.append({"draws": k, **seed_means(rs, truth)})
     budget = equal_mse_budget(runs, ref_mse)
     eqs = [run(binary, cfg, manifest, out / f"{name}-equal-s{s}",
                ["--budget", str(budget), "--seed", str(100 + s)])[0] for s in seeds]
-    equal = {"budget": budget, "seeds": len(eqs),
-             "evaluations": sum(per_sample(r, "evaluations") for r in eqs) / len(eqs),
-             "mse": sum(mse_vs_truth(r, truth) for r in eqs) / len(eqs),
-             "seconds": sum(per_sample(r, "seconds") for r in eqs) / len(eqs)}
+    equal = {"budget": budget, **seed_means(eqs, truth)}
     return runs, equal
 
 

@@ -12,7 +12,8 @@ use multishap_core::{
 };
 use multishap_engine::{
     AnswerTarget, ClipRetrievalGame, Engine, EngineConfig, EngineError, Packer, PackingStats,
-    PatchGrid, RetrievalScore, Seat, ViltItmGame, ViltRows, ViltSample, ViltVqaGame, VqaScore,
+    PatchGrid, RetrievalScore, Seat, ViltEngine, ViltItmGame, ViltRows, ViltSample, ViltVqaGame,
+    VqaScore,
 };
 use multishap_models::{AnyImageProcessor, AnyModel, LoadedModel};
 use multishap_report::{
@@ -117,7 +118,9 @@ pub enum GameKind {
 }
 
 impl GameFacts {
-    fn of_vilt_sample(s: &ViltSample, vqa: bool) -> Self {
+    /// `engine`: the sample's own engine, whose counters are then the sample's
+    /// model rows (`None` when samples shared forwards).
+    fn of_vilt_sample(s: &ViltSample, vqa: bool, engine: Option<&ViltEngine>) -> Self {
         let kind = if vqa {
             GameKind::Vqa {
                 prediction: s
@@ -134,14 +137,9 @@ impl GameFacts {
             tokens: s.tokens(),
             grid: *s.image.grid(),
             kind,
-            model_rows: None,
-        }
-    }
-
-    fn with_rows(self, rows: ModelRows) -> Self {
-        Self {
-            model_rows: Some(rows),
-            ..self
+            model_rows: engine.map(|e| ModelRows::Joint {
+                rows: e.stats().evaluated,
+            }),
         }
     }
 }
@@ -149,16 +147,8 @@ impl GameFacts {
 impl AnyGame<'_> {
     pub fn facts(&self) -> GameFacts {
         match self {
-            AnyGame::Vqa(g) => {
-                GameFacts::of_vilt_sample(g.sample(), true).with_rows(ModelRows::Joint {
-                    rows: g.engine().stats().evaluated,
-                })
-            }
-            AnyGame::Itm(g) => {
-                GameFacts::of_vilt_sample(g.sample(), false).with_rows(ModelRows::Joint {
-                    rows: g.engine().stats().evaluated,
-                })
-            }
+            AnyGame::Vqa(g) => GameFacts::of_vilt_sample(g.sample(), true, Some(g.engine())),
+            AnyGame::Itm(g) => GameFacts::of_vilt_sample(g.sample(), false, Some(g.engine())),
             AnyGame::Clip(g) => GameFacts {
                 tokens: g.tokens(),
                 grid: g.grid(),
@@ -428,7 +418,7 @@ impl Explainer {
         let sample = rows
             .prepare_input(&self.model, &image, input.text, gt)
             .map_err(engine_err)?;
-        let facts = GameFacts::of_vilt_sample(&sample, vqa);
+        let facts = GameFacts::of_vilt_sample(&sample, vqa, None);
         seat.enter(sample).map_err(engine_err)?;
         let budget = self.settings.budget_for(seat.players())?;
         let (full, empty) =
