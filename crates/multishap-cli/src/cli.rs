@@ -44,7 +44,8 @@ pub struct CommonArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// Estimator: shared-stratified (default), shared, regression-mc, regression, per-pair,
-    /// per-pair-stratified, permutation, dual-encoder (CLIP only), exact (d <= 22).
+    /// per-pair-stratified, permutation, dual-encoder and dual-exact-text (CLIP only),
+    /// exact (d <= 22).
     #[arg(long)]
     pub estimator: Option<String>,
     /// Budget in model evaluations per sample.

@@ -19,7 +19,9 @@
 use crate::errors::{user, UserContext};
 use anyhow::Result;
 use candle_core::{DType, Device};
-use multishap_core::{Players, DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, MAX_EXACT_PLAYERS};
+use multishap_core::{
+    Players, DEFAULT_ESTIMATOR, DUAL_ESTIMATOR_NAMES, ESTIMATOR_NAMES, MAX_EXACT_PLAYERS,
+};
 use multishap_engine::{BatchConfig, EngineConfig, MaskingConfig, ScorerConfig};
 use multishap_models::ModelSource;
 use serde::{Deserialize, Serialize};
@@ -29,8 +31,11 @@ use std::path::{Path, PathBuf};
 /// (the low end of the paper's recommended 32..128).
 pub const DEFAULT_DRAWS: usize = 32;
 
-/// Name of the dual-encoder estimator (CLIP only).
-pub const DUAL_ESTIMATOR: &str = "dual-encoder";
+/// Whether `name` is one of the dual-encoder estimators (CLIP only:
+/// dual-encoder, dual-exact-text).
+pub fn is_dual_estimator(name: &str) -> bool {
+    DUAL_ESTIMATOR_NAMES.contains(&name)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -325,12 +330,13 @@ impl Settings {
 }
 
 pub fn check_estimator_name(name: &str) -> Result<()> {
-    if name == DUAL_ESTIMATOR || multishap_core::estimator_by_name(name).is_ok() {
+    if is_dual_estimator(name) || multishap_core::estimator_by_name(name).is_ok() {
         Ok(())
     } else {
         Err(user(format!(
-            "unknown estimator '{name}'; known: {}, {DUAL_ESTIMATOR}",
-            ESTIMATOR_NAMES.join(", ")
+            "unknown estimator '{name}'; known: {}, {}",
+            ESTIMATOR_NAMES.join(", "),
+            DUAL_ESTIMATOR_NAMES.join(", ")
         )))
     }
 }
@@ -346,6 +352,7 @@ pub fn check_estimator_name(name: &str) -> Result<()> {
 /// | `shared`, `shared-stratified`, `regression-mc`, `regression` | (m+1)(n+1) (a coalition toggled at every patch and token) |
 /// | `permutation` | d + 1 + ceil(2 m n / d) (prefixes plus the expected adjacent cross pairs) |
 /// | `dual-encoder` | m + n + 2 encoder passes (one image and one text base, toggled) |
+/// | `dual-exact-text` | m + 1 image passes (one image base, toggled), plus 2^n text passes once ([`fixed_evaluations`]) |
 /// | `exact` | none: 2^d evaluations in total |
 pub fn evaluations_per_draw(estimator: &str, players: Players) -> Option<usize> {
     let (m, n) = (players.image, players.text);
@@ -353,10 +360,23 @@ pub fn evaluations_per_draw(estimator: &str, players: Players) -> Option<usize> 
     match estimator {
         "per-pair" | "per-pair-stratified" => Some(4 * m * n),
         "permutation" => Some(d + 1 + (2 * m * n).div_ceil(d.max(1))),
-        DUAL_ESTIMATOR => Some(m + n + 2),
+        "dual-encoder" => Some(m + n + 2),
+        "dual-exact-text" => Some(m + 1),
         "exact" => None,
         // shared / shared-stratified / regression-mc and its variants / default
         _ => Some((m + 1) * (n + 1)),
+    }
+}
+
+/// Evaluations an estimator spends once per sample on top of its draws:
+/// all 2^n text coalitions for `dual-exact-text` (an error above its text limit).
+pub fn fixed_evaluations(estimator: &str, players: Players) -> Result<usize> {
+    match estimator {
+        "dual-exact-text" => {
+            multishap_core::estimators::dual_exact_text::DualExactText::text_passes(players.text)
+                .map_err(|e| user(e.to_string()))
+        }
+        _ => Ok(0),
     }
 }
 
@@ -383,7 +403,7 @@ pub fn budget_for(estimator: &str, spec: BudgetSpec, players: Players) -> Result
                 Draws::Count(k) => k,
                 Draws::Named(DrawsName::AllSizes) => d.saturating_sub(1).max(1),
             };
-            Ok(k * per)
+            Ok(k * per + fixed_evaluations(estimator, players)?)
         }
     }
 }
@@ -488,6 +508,17 @@ mod tests {
             128
         );
         assert!(budget_for("exact", BudgetSpec::Evaluations(1), Players::new(30, 3)).is_err());
+        // 10 toggled image bases (5 passes each) plus all 2^3 text coalitions
+        assert_eq!(
+            budget_for("dual-exact-text", BudgetSpec::Draws(Draws::Count(10)), p).unwrap(),
+            10 * 5 + 8
+        );
+        assert!(budget_for(
+            "dual-exact-text",
+            BudgetSpec::Draws(Draws::Count(10)),
+            Players::new(4, 17)
+        )
+        .is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One model, many samples: image + text -> game -> estimate -> [`ExplanationRecord`].
 //! Shared by `explain`, `run` and `bench-k`.
-use crate::config::{Settings, DUAL_ESTIMATOR};
+use crate::config::{is_dual_estimator, Settings};
 use crate::errors::{user, UserContext};
 use crate::geometry::Geometry;
 use anyhow::{Context, Result};
@@ -263,10 +263,10 @@ impl Explainer {
         let dtype = settings.dtype(&device)?;
         let model = multishap_models::load(&settings.model, &device, dtype)
             .user_ctx(|| format!("cannot load model {}", settings.model_label))?;
-        if settings.estimator == DUAL_ESTIMATOR && !matches!(model.model, AnyModel::Clip(_)) {
+        if is_dual_estimator(&settings.estimator) && !matches!(model.model, AnyModel::Clip(_)) {
             return Err(user(format!(
-                "estimator {DUAL_ESTIMATOR} needs a dual encoder (CLIP); {} is not one",
-                settings.model_label
+                "estimator {} needs a dual encoder (CLIP); {} is not one",
+                settings.estimator, settings.model_label
             )));
         }
         Ok(Self { model, settings })
@@ -309,11 +309,9 @@ impl Explainer {
         budget: usize,
         seed: u64,
     ) -> Result<InteractionEstimate> {
-        let est = if estimator == DUAL_ESTIMATOR {
+        let est = if is_dual_estimator(estimator) {
             let AnyGame::Clip(g) = game else {
-                return Err(user(format!(
-                    "estimator {DUAL_ESTIMATOR} needs a CLIP model"
-                )));
+                return Err(user(format!("estimator {estimator} needs a CLIP model")));
             };
             dual_estimator_by_name(estimator)
                 .map_err(core_err)?
@@ -364,7 +362,7 @@ impl Explainer {
             self.model.model,
             AnyModel::ViltVqa(_) | AnyModel::ViltRetrieval(_)
         );
-        if inputs.len() < 2 || !vilt || self.settings.estimator == DUAL_ESTIMATOR {
+        if inputs.len() < 2 || !vilt || is_dual_estimator(&self.settings.estimator) {
             return Ok(GroupOutcome {
                 results: inputs
                     .iter()

@@ -294,6 +294,28 @@ fn explain_clip_caption_and_wrong_text_flag() {
         }
         other => panic!("CLIP model rows {other:?}"),
     }
+    // the dual-exact-text estimator: every text coalition, 4 image bases
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--estimator", "dual-exact-text", "--draws", "4", "--image"])
+        .arg(image("chelsea.png"))
+        .args(["--caption", "a cat", "--out"])
+        .arg(dir.path().join("dual-exact-text")));
+    assert_ok(&o);
+    let exact_text: ExplanationRecord = serde_json::from_str(
+        &fs::read_to_string(dir.path().join("dual-exact-text/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exact_text.estimator, "dual-exact-text");
+    assert_eq!(exact_text.evaluations, 4 * (m + 1) + (1 << n));
+    match exact_text.model_rows {
+        Some(ModelRows::Dual { image, text }) => {
+            assert!(image > m && image <= 4 * (m + 1), "{image}");
+            assert_eq!(text, 1 << n);
+        }
+        other => panic!("CLIP model rows {other:?}"),
+    }
 }
 
 #[test]
@@ -488,6 +510,13 @@ fn malformed_inputs_give_one_clear_error_each() {
         .arg(image("chelsea.png"))
         .args(q));
     assert_user_error(&o, "unknown estimator 'magic'");
+    let o = run(bin()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--estimator", "dual-exact-text", "--image"])
+        .arg(image("chelsea.png"))
+        .args(q));
+    assert_user_error(&o, "needs a dual encoder");
     let o = run(bin()
         .args(["explain", "--config"])
         .arg(&cfg)

@@ -33,7 +33,8 @@ pub use dual_adapter::DualAsGame;
 pub use error::{Error, Result};
 pub use estimate::{Approximator, DualApproximator, InteractionEstimate};
 pub use estimators::registry::{
-    dual_estimator_by_name, estimator_by_name, DEFAULT_ESTIMATOR, ESTIMATOR_NAMES,
+    dual_estimator_by_name, estimator_by_name, DEFAULT_ESTIMATOR, DUAL_ESTIMATOR_NAMES,
+    ESTIMATOR_NAMES,
 };
 pub use exact::{exact_estimate, ExactGame, MAX_EXACT_PLAYERS};
 pub use game::{DualEncoderGame, Game};

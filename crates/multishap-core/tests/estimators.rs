@@ -2,6 +2,7 @@
 //! standard errors, determinism, budget accounting.
 use candle_core::{Device, Tensor};
 use multishap_core::estimators::dual::DualEncoder;
+use multishap_core::estimators::dual_exact_text::DualExactText;
 use multishap_core::estimators::regression::RegressionMc;
 use multishap_core::synthetic::RandomMlpGame;
 use multishap_core::{
@@ -257,4 +258,35 @@ fn dual_encoder_estimator_is_unbiased_and_adapter_matches() {
         se.push(r.stderr);
     }
     check_unbiased("dual-encoder", &truth.sii, &sii, &se, 4.5);
+}
+
+#[test]
+fn dual_exact_text_estimator_is_unbiased_and_counts_passes() {
+    let players = Players::new(4, 3);
+    let mut joint = DualAsGame::new(ToyDual::new(players));
+    let truth = exact_estimate(&mut joint).unwrap();
+    let mut dual = ToyDual::new(players);
+    // (60 - 2^3) / (4 + 1) = 10 image bases, toggled: 50 image + 8 text passes;
+    // (55 - 8) / 5 = 9 bases, rounded down to 8 (4 antithetic pairs): 40 + 8
+    for (antithetic, budget, passes) in [(false, 60, 10 * 5 + 8), (true, 55, 8 * 5 + 8)] {
+        let est = DualExactText { antithetic };
+        let (mut sii, mut se) = (vec![], vec![]);
+        for seed in 0..300 {
+            let r = est.approximate_dual(&mut dual, budget, seed).unwrap();
+            assert_eq!(r.evaluations, passes);
+            sii.push(r.sii);
+            se.push(r.stderr);
+        }
+        check_unbiased(
+            &format!("dual-exact-text, antithetic {antithetic}"),
+            &truth.sii,
+            &sii,
+            &se,
+            4.5,
+        );
+    }
+    let err = DualExactText::default()
+        .approximate_dual(&mut dual, 17, 0)
+        .unwrap_err();
+    assert!(err.to_string().contains("below two image draws"), "{err}");
 }

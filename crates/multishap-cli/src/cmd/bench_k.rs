@@ -14,7 +14,7 @@
 //!
 //! Writes `bench-k.json` (per K and per sample) and `bench-k.svg`.
 use crate::cli::BenchKArgs;
-use crate::config::{evaluations_per_draw, Settings};
+use crate::config::{evaluations_per_draw, fixed_evaluations, Settings};
 use crate::datasets::load_manifest;
 use crate::errors::{user, UserContext};
 use crate::explainer::{load_image, sample_seed, Explainer, SampleInput};
@@ -84,6 +84,9 @@ fn draw_definition(estimator: &str) -> String {
         "permutation" => "d + 1 + ceil(2 m n / d) evaluations (one permutation)".into(),
         "dual-encoder" => {
             "m + n + 2 encoder passes (one image and one text base coalition, toggled)".into()
+        }
+        "dual-exact-text" => {
+            "m + 1 image passes (one image base coalition, toggled), plus all 2^n text coalitions once".into()
         }
         "exact" => "exact: no notion of draws".into(),
         _ => "(m+1)(n+1) evaluations (one coalition toggled at every patch and token)".into(),
@@ -220,7 +223,7 @@ fn bench_sample(
             let players = game.players();
             let per = evaluations_per_draw(estimator, players)
                 .ok_or_else(|| user(format!("estimator {estimator} has no notion of draws")))?;
-            budget = k * per;
+            budget = k * per + fixed_evaluations(estimator, players)?;
             let est = ex.estimate(&mut game, estimator, budget, sample_seed(seed, input.id))?;
             secs[si] = start.elapsed().as_secs_f64();
             est_secs[si] = est.seconds;

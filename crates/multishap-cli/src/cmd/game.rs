@@ -13,10 +13,10 @@ pub fn run(a: &GameArgs) -> Result<()> {
     }
     if let Some(name) = &a.estimator {
         crate::config::check_estimator_name(name)?;
-        if name == crate::config::DUAL_ESTIMATOR {
-            return Err(user(
-                "the dual-encoder estimator needs a CLIP model, not a value table",
-            ));
+        if crate::config::is_dual_estimator(name) {
+            return Err(user(format!(
+                "the {name} estimator needs a CLIP model, not a value table"
+            )));
         }
     }
     let cmd = GameCommand {

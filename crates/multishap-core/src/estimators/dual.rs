@@ -30,7 +30,7 @@ pub struct DualEncoder;
 const BLOCK: usize = 1 << 22;
 
 /// P(S \ {i} = R) for |R| = r when |S| is uniform on 0..=players.
-fn q_modal(w: &Weights, players: usize, r: usize) -> f64 {
+pub(super) fn q_modal(w: &Weights, players: usize, r: usize) -> f64 {
     let p = 1.0 / (players + 1) as f64;
     let mut q = p / w.binom(players, r);
     if r < players {
@@ -40,10 +40,11 @@ fn q_modal(w: &Weights, players: usize, r: usize) -> f64 {
 }
 
 /// Base coalitions over `players` players and their toggles: `k (players+1)` rows.
-fn toggled_bases<R: Rng>(
+pub(super) fn toggled_bases<R: Rng>(
     rng: &mut R,
     players: usize,
     k: usize,
+    antithetic: bool,
 ) -> (CoalitionBatch, CoalitionBatch, Vec<usize>) {
     let mut pool: Vec<usize> = (0..players).collect();
     let mut bases = CoalitionBatch::with_capacity(players, k);
@@ -57,14 +58,20 @@ fn toggled_bases<R: Rng>(
         round.shuffle(rng);
         schedule.extend(round);
     }
-    for &s in &schedule[..k] {
-        let base = random_subset(rng, players, &mut pool, s);
+    for (a, &s) in schedule[..k].iter().enumerate() {
+        let base = if antithetic && a % 2 == 1 {
+            // the complement of the previous base: same marginal law
+            let prev = bases.get(a - 1);
+            crate::Coalition::from_members(players, (0..players).filter(|&p| !prev.contains(p)))
+        } else {
+            random_subset(rng, players, &mut pool, s)
+        };
         all.push(&base);
         for p in 0..players {
             all.push(&base.with(p, !base.contains(p)));
         }
+        sizes.push(base.len());
         bases.push(&base);
-        sizes.push(s);
     }
     (bases, all, sizes)
 }
@@ -90,8 +97,8 @@ impl DualApproximator for DualEncoder {
         }
         let w = Weights::new(d);
         let mut rng = rng_from_seed(seed);
-        let (img_bases, img_all, img_sizes) = toggled_bases(&mut rng, m, k);
-        let (txt_bases, txt_all, txt_sizes) = toggled_bases(&mut rng, n, k);
+        let (img_bases, img_all, img_sizes) = toggled_bases(&mut rng, m, k, false);
+        let (txt_bases, txt_all, txt_sizes) = toggled_bases(&mut rng, n, k, false);
         let dev: Device = game.device().clone();
         let grid = game
             .evaluate_grid(&img_all, &txt_all)?

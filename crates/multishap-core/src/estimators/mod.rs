@@ -1,6 +1,7 @@
 //! Sampling estimators of the cross-modal SII grid behind the common
 //! [`crate::Approximator`] interface, and the name registry.
 pub mod dual;
+pub mod dual_exact_text;
 pub mod per_pair;
 pub mod permutation;
 pub mod registry;

@@ -1,5 +1,6 @@
 //! Estimators by name.
 use super::dual::DualEncoder;
+use super::dual_exact_text::DualExactText;
 use super::per_pair::PerPair;
 use super::permutation::Permutation;
 use super::regression::RegressionMc;
@@ -73,12 +74,17 @@ pub fn estimator_by_name(name: &str) -> Result<Box<dyn Approximator>> {
     })
 }
 
-/// Look up an estimator for dual-encoder games ("dual-encoder").
+/// Every name [`dual_estimator_by_name`] accepts (dual-encoder games only).
+pub const DUAL_ESTIMATOR_NAMES: &[&str] = &["dual-encoder", "dual-exact-text"];
+
+/// Look up an estimator for dual-encoder games (see [`DUAL_ESTIMATOR_NAMES`]).
 pub fn dual_estimator_by_name(name: &str) -> Result<Box<dyn DualApproximator>> {
     match name {
         "dual-encoder" => Ok(Box::new(DualEncoder)),
+        "dual-exact-text" => Ok(Box::new(DualExactText::default())),
         other => Err(Error::InvalidInput(format!(
-            "unknown dual-encoder estimator '{other}'; known: dual-encoder"
+            "unknown dual-encoder estimator '{other}'; known: {}",
+            DUAL_ESTIMATOR_NAMES.join(", ")
         ))),
     }
 }
