@@ -1,7 +1,8 @@
 //! `multishap bench-k`: how the estimate's cost and stability grow with K.
 //!
 //! K is the number of *draws*: the budget of a sample is K x
-//! [`evaluations_per_draw`] of the estimator (for `per-pair`, K coalitions per
+//! [`crate::config::evaluations_per_draw`] of the estimator, plus its
+//! [`crate::config::fixed_evaluations`] (for `per-pair`, K coalitions per
 //! pair as in the paper; for `shared` / `regression-mc`, K coalitions toggled at
 //! every patch and token; see that function's table). For every K and sample the
 //! estimate is computed with two seeds on a fresh game (no value cache shared
@@ -14,7 +15,7 @@
 //!
 //! Writes `bench-k.json` (per K and per sample) and `bench-k.svg`.
 use crate::cli::BenchKArgs;
-use crate::config::{evaluations_per_draw, fixed_evaluations, Settings};
+use crate::config::{budget_for, BudgetSpec, Draws, Settings};
 use crate::datasets::load_manifest;
 use crate::errors::{user, UserContext};
 use crate::explainer::{load_image, sample_seed, Explainer, SampleInput};
@@ -221,9 +222,8 @@ fn bench_sample(
             let start = Instant::now();
             let mut game = ex.game(&image, input)?;
             let players = game.players();
-            let per = evaluations_per_draw(estimator, players)
-                .ok_or_else(|| user(format!("estimator {estimator} has no notion of draws")))?;
-            budget = k * per + fixed_evaluations(estimator, players)?;
+            // K draws cost what `draws = K` costs in a config (exact is refused above)
+            budget = budget_for(estimator, BudgetSpec::Draws(Draws::Count(k)), players)?;
             let est = ex.estimate(&mut game, estimator, budget, sample_seed(seed, input.id))?;
             secs[si] = start.elapsed().as_secs_f64();
             est_secs[si] = est.seconds;

@@ -164,7 +164,7 @@ impl DualExactText {
             Tensor::from_vec(tables, (m + 1, text_passes, n), &Device::Cpu)?.to_device(&dev)?;
         // per base: the table of context size s (patch absent) and s - 1 (present;
         // an empty base has no present patch, so it takes the zero table)
-        let absent_size: Vec<u32> = img_sizes.iter().map(|&s| s.min(m) as u32).collect();
+        let absent_size: Vec<u32> = img_sizes.iter().map(|&s| s as u32).collect();
         let present_size: Vec<u32> = img_sizes
             .iter()
             .map(|&s| s.checked_sub(1).unwrap_or(m) as u32)
