@@ -35,6 +35,10 @@ preprocessor_config.json with size.shortest_edge = N; ViLT interpolates its
 position embeddings). 192 gives the demo ViLT a 12 x 12 patch grid, the real
 ViLT-B/32's number of image players (d = 144 + words).
 
+--grid G makes the image players a G x G grid of pixel boxes instead of the
+model's patches (7 gives the demo CLIP, whose 96-pixel images have 6 x 6
+patches, CLIP-B/32's 49 image players).
+
 Usage: scripts/bench_end_to_end.py [--model vilt|clip] [--bin target/release/multishap]
        [--samples 3] [--gt-budget 262144] [--out target/bench-e2e[-clip]]
 Needs only the Python standard library. Prints a markdown table and writes
@@ -98,11 +102,12 @@ def derived_model(spec, shortest_edge, out):
     return dst
 
 
-def write_config(path, model, spec, estimator, draws, max_batch):
+def write_config(path, model, spec, estimator, draws, max_batch, grid=None):
     draws_line = f'draws = "{draws}"' if isinstance(draws, str) else f"draws = {draws}"
+    grid_line = f"grid = {{ rows = {grid}, cols = {grid} }}\n" if grid else ""
     path.write_text(
         f'[model]\npath = "{model}"\n[estimator]\nname = "{estimator}"\n{draws_line}\nseed = 0\n'
-        '[masking.image]\nbaseline = { kind = "zero" }\n[masking.text]\nmode = "mask"\n'
+        f'[masking.image]\n{grid_line}baseline = {{ kind = "zero" }}\n[masking.text]\nmode = "mask"\n'
         + spec["scorer"]
         + f"[batch]\nmax_batch = {max_batch}\nmemory_budget_mib = 1024\n"
     )
@@ -187,10 +192,17 @@ def batch1_seconds(binary, model, text_len, out, repeats=3):
 def seed_means(runs, truth):
     """Per-sample evaluations, MSE and seconds, averaged over seed runs."""
     n = len(runs)
-    return {"seeds": n,
-            "evaluations": sum(per_sample(r, "evaluations") for r in runs) / n,
-            "mse": sum(mse_vs_truth(r, truth) for r in runs) / n,
-            "seconds": sum(per_sample(r, "seconds") for r in runs) / n}
+    out = {"seeds": n,
+           "evaluations": sum(per_sample(r, "evaluations") for r in runs) / n,
+           "mse": sum(mse_vs_truth(r, truth) for r in runs) / n,
+           "seconds": sum(per_sample(r, "seconds") for r in runs) / n}
+    # coalitions the model actually encoded (distinct ones; image and text
+    # towers apart on CLIP): what the seconds at another model size scale with
+    for side in ("image", "text", "joint"):
+        rows = [rec.get("model_rows", {}).get(side) for r in runs for rec in r.values()]
+        if rows and all(v is not None for v in rows):
+            out[f"model_rows_{side}"] = sum(rows) / len(rows)
+    return out
 
 
 def fit_ours(a, binary, cfg, manifest, out, truth, name, ref_mse):
@@ -217,6 +229,9 @@ def main():
     ap.add_argument("--ids", default=None, help="comma-separated sample ids (instead of the first --samples)")
     ap.add_argument("--shortest-edge", type=int, default=None,
                     help="resize images to this many pixels (192: a 12 x 12 grid on the demo ViLT)")
+    ap.add_argument("--grid", type=int, default=None,
+                    help="image players on a G x G grid of pixel boxes (default: the model's patches; "
+                         "7 gives the demo CLIP CLIP-B/32's 49 image players)")
     ap.add_argument("--gt-budget", type=int, default=262144)
     ap.add_argument("--ours-draws", default="2,8,16,32,64")
     ap.add_argument("--ours-seeds", type=int, default=4, help="seeds averaged per budget")
@@ -253,11 +268,11 @@ def main():
             f.write(json.dumps(entry) + "\n")
 
     ref_cfg = out / "reference.toml"
-    write_config(ref_cfg, model, spec, "per-pair-stratified", "all-sizes", a.reference_batch)
+    write_config(ref_cfg, model, spec, "per-pair-stratified", "all-sizes", a.reference_batch, a.grid)
     cfgs = {}
     for name in spec["ours"]:
         cfgs[name] = out / f"{name}.toml"
-        write_config(cfgs[name], model, spec, name, 1, 256)
+        write_config(cfgs[name], model, spec, name, 1, 256, a.grid)
 
     truth, _ = run(a.bin, cfgs["shared-stratified"], manifest, out / "truth",
                    ["--budget", str(a.gt_budget), "--seed", "1000"])
@@ -281,6 +296,7 @@ def main():
     summary = {
         "model": spec["path"],
         "shortest_edge": a.shortest_edge,
+        "grid": a.grid,
         "samples": [r["id"] for r in rows],
         "players": {sid: [len(r["sii"]), len(r["sii"][0])] for sid, r in truth.items()},
         "ground_truth_budget": a.gt_budget,
