@@ -77,7 +77,14 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
         candle_core::bail!("linear: input has {k} features, weight expects {wk}")
     }
     let xs = xs.contiguous()?;
-    let w = lin.weight().contiguous()?;
+    // The weight [n, k] as gemm's right-hand side [k, n]: stored transposed
+    // (see `row_major_weight`: rows of n, column stride 1) or as loaded
+    // (row stride 1, column stride k).
+    let (w, rhs_cs, rhs_rs) = if lin.weight().t()?.is_contiguous() {
+        (lin.weight().t()?, 1, n as isize)
+    } else {
+        (lin.weight().contiguous()?, k as isize, 1)
+    };
     let mut out = vec![0f32; m * n];
     let mut read_dst = false;
     if let Some(b) = lin.bias() {
@@ -94,8 +101,8 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
         with_f32(&w, |wd, wl| {
             let x = &xd[xl.start_offset()..];
             let w = &wd[wl.start_offset()..];
-            // SAFETY: x is [m, k] row-major, w is [n, k] row-major (read as its
-            // transpose [k, n]: row stride 1, column stride k), out is [m, n].
+            // SAFETY: x is [m, k] row-major, w holds k x n values read with
+            // the strides chosen above, out is [m, n].
             unsafe {
                 gemm::gemm(
                     m,
@@ -109,8 +116,8 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
                     1,
                     k as isize,
                     w.as_ptr(),
-                    k as isize,
-                    1,
+                    rhs_cs,
+                    rhs_rs,
                     1.0,
                     1.0,
                     false,
@@ -131,6 +138,24 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
         *last = n;
     }
     Tensor::from_vec(out, shape, &Device::Cpu)
+}
+
+/// Stores an inference-only f32 CPU linear layer's weight [n, k] as the
+/// transpose of a contiguous [k, n] tensor (same values, same shape for
+/// candle; no extra memory), so that [`linear_act`] hands `gemm` a row-major
+/// right-hand side. `gemm` does not pack a column-major right-hand side for
+/// small row counts and then reads it with a stride of k: on CLIP's text
+/// tower (12 tokens a sample) that ran at 12-170 GFLOP/s against 110-420 in
+/// row-major form (benches/RESULTS.md). Other layers (GPU, f16/bf16, the
+/// trainer's tracked `Var`s, `MULTISHAP_PLAIN_CPU_OPS=1`) are returned as
+/// they are.
+pub fn row_major_weight(lin: Linear) -> Result<Linear> {
+    let w = lin.weight();
+    if !enabled() || !fast_tensor(w) || w.rank() != 2 || !w.is_contiguous() {
+        return Ok(lin);
+    }
+    let wt = w.t()?.contiguous()?;
+    Ok(Linear::new(wt.t()?, lin.bias().cloned()))
 }
 
 /// Element-wise activations the fused path computes in place.
@@ -274,32 +299,38 @@ pub fn attention(
                     let (bi, hi) = (bh / heads, bh % heads);
                     let base = bi * t * h3 + hi * d;
                     let (q, k, v) = (&qd[base..], &qd[base + h..], &qd[base + 2 * h..]);
-                    // SAFETY: q, k, v are [t, d] blocks with row stride 3H
-                    // inside qkv; scores is [t, t]; the output block
-                    // [t, d] at (bi, hi) has row stride H and is written by
-                    // this task only.
-                    unsafe {
-                        gemm::gemm(
-                            t,
-                            t,
-                            d,
-                            scores.as_mut_ptr(),
-                            1,
-                            t as isize,
-                            false,
-                            q.as_ptr(),
-                            1,
-                            h3 as isize,
-                            k.as_ptr(),
-                            h3 as isize,
-                            1,
-                            0.0,
-                            scale,
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
+                    let small = t <= SMALL_SEQ;
+                    if small {
+                        with_avx2(
+                            #[inline(always)]
+                            || scores_small(q, k, h3, t, d, scale, scores),
                         );
+                    } else {
+                        // SAFETY: q, k are [t, d] blocks with row stride 3H
+                        // inside qkv; scores is [t, t].
+                        unsafe {
+                            gemm::gemm(
+                                t,
+                                t,
+                                d,
+                                scores.as_mut_ptr(),
+                                1,
+                                t as isize,
+                                false,
+                                q.as_ptr(),
+                                1,
+                                h3 as isize,
+                                k.as_ptr(),
+                                h3 as isize,
+                                1,
+                                0.0,
+                                scale,
+                                false,
+                                false,
+                                false,
+                                Parallelism::None,
+                            );
+                        }
                     }
                     for (i, row) in scores.chunks_exact_mut(t).enumerate() {
                         if let Some((md, st, off)) = mask {
@@ -314,28 +345,45 @@ pub fn attention(
                     // bind the whole wrapper: a closure naming `dst.0` would
                     // capture the bare (non-Sync) pointer
                     let out_block = dst;
-                    unsafe {
-                        gemm::gemm(
-                            t,
-                            d,
-                            t,
-                            out_block.0.add(bi * t * h + hi * d),
-                            1,
-                            h as isize,
-                            false,
-                            scores.as_ptr(),
-                            1,
-                            t as isize,
-                            v.as_ptr(),
-                            1,
-                            h3 as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
-                        );
+                    // SAFETY: the output block [t, d] at (bi, hi) has row
+                    // stride H inside `out` and is written by this task only.
+                    let block = unsafe { out_block.0.add(bi * t * h + hi * d) };
+                    if small {
+                        for i in 0..t {
+                            // SAFETY: row i of this task's block: d floats.
+                            let o = unsafe { std::slice::from_raw_parts_mut(block.add(i * h), d) };
+                            let p = &scores[i * t..(i + 1) * t];
+                            with_avx2(
+                                #[inline(always)]
+                                || weighted_rows(p, v, h3, d, o),
+                            );
+                        }
+                    } else {
+                        // SAFETY: scores is [t, t], v a [t, d] block with row
+                        // stride 3H, block as above.
+                        unsafe {
+                            gemm::gemm(
+                                t,
+                                d,
+                                t,
+                                block,
+                                1,
+                                h as isize,
+                                false,
+                                scores.as_ptr(),
+                                1,
+                                t as isize,
+                                v.as_ptr(),
+                                1,
+                                h3 as isize,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                Parallelism::None,
+                            );
+                        }
                     }
                 },
             )
@@ -352,6 +400,60 @@ pub fn attention(
         }
     })?;
     Ok(Some(Tensor::from_vec(out, (b, t, h), &Device::Cpu)?))
+}
+
+/// Longest sequence for which attention runs on plain loops instead of two
+/// `gemm` calls per (sample, head). For CLIP's short captions (~12 tokens)
+/// each call's packing and set-up cost more than its arithmetic (text tower
+/// +18% at batch 32); at CLIP's 50 image tokens `gemm` is faster (-9% with
+/// the loops), so the cut lies between.
+const SMALL_SEQ: usize = 32;
+
+/// `scores[i, j] = scale * q_i . k_j` for [t, d] blocks q, k with row stride `rs`.
+#[inline(always)]
+fn scores_small(
+    q: &[f32],
+    k: &[f32],
+    rs: usize,
+    t: usize,
+    d: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    for i in 0..t {
+        let qi = &q[i * rs..i * rs + d];
+        for j in 0..t {
+            scores[i * t + j] = scale * dot(qi, &k[j * rs..j * rs + d]);
+        }
+    }
+}
+
+/// `out = sum_j p_j v_j` for a [t, d] block v with row stride `rs`.
+#[inline(always)]
+fn weighted_rows(p: &[f32], v: &[f32], rs: usize, d: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (j, &pj) in p.iter().enumerate() {
+        let vj = &v[j * rs..j * rs + d];
+        out.iter_mut().zip(vj).for_each(|(o, x)| *o += pj * x);
+    }
+}
+
+/// Dot product in 16 independent lanes (so it vectorises without reassociation).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..16 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sum += x * y;
+    }
+    sum
 }
 
 fn softmax_row(row: &mut [f32]) {
@@ -477,9 +579,46 @@ mod tests {
     }
 
     #[test]
-    fn attention_equals_candle_ops_with_and_without_masks() {
+    fn linear_act_with_a_row_major_weight_equals_candle_ops() {
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 24), &Device::Cpu).unwrap();
+        let l = lin(24, 40);
+        let fast = row_major_weight(l.clone()).unwrap();
+        // same values and shape, stored as the transpose of a [k, n] tensor
+        assert_eq!(fast.weight().dims(), &[40, 24]);
+        assert!(!fast.weight().is_contiguous() && fast.weight().t().unwrap().is_contiguous());
+        assert_eq!(max_diff(fast.weight(), l.weight()), 0.0);
+        for act in [None, Some(Activation::Gelu)] {
+            let got = linear_act(&x, &fast, act).unwrap();
+            let y = l.forward(&x).unwrap();
+            let want = match act {
+                Some(a) => a.apply(&y).unwrap(),
+                None => y,
+            };
+            let d = max_diff(&got, &want);
+            assert!(d < 2e-5, "{act:?}: max difference {d}");
+            // candle's own forward accepts the transposed storage too
+            assert!(max_diff(&fast.forward(&x).unwrap(), &l.forward(&x).unwrap()) < 2e-5);
+        }
+    }
+
+    #[test]
+    fn row_major_weight_leaves_tracked_weights_alone() {
+        let w = candle_core::Var::randn(0f32, 1.0, (6, 4), &Device::Cpu).unwrap();
+        let l = row_major_weight(Linear::new(w.as_tensor().clone(), None)).unwrap();
+        assert!(l.weight().is_contiguous());
+    }
+
+    #[test]
+    fn attention_equals_candle_ops_on_loops_and_on_gemm() {
+        // t = 40 > SMALL_SEQ takes the gemm path, t = 9 the plain loops
+        for t in [9, SMALL_SEQ + 8] {
+            attention_matches_candle(t);
+        }
+    }
+
+    fn attention_matches_candle(t: usize) {
         let dev = Device::Cpu;
-        let (b, t, heads, d) = (3, 9, 4, 8);
+        let (b, heads, d) = (3, 4, 8);
         let qkv = Tensor::randn(0f32, 1.0, (b, t, 3 * heads * d), &dev).unwrap();
         let scale = 1.0 / (d as f64).sqrt();
         let causal = crate::layers::causal_mask(t, DType::F32, &dev).unwrap();
@@ -498,7 +637,7 @@ mod tests {
             let diff = max_diff(&fast, &want);
             assert!(
                 diff < 1e-5,
-                "mask {:?}: max difference {diff}",
+                "t = {t}, mask {:?}: max difference {diff}",
                 mask.map(|m| m.dims().to_vec())
             );
         }

@@ -12,7 +12,7 @@ pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Resu
     } else {
         None
     };
-    Ok(Linear::new(w, b))
+    crate::cpu_fast::row_major_weight(Linear::new(w, b))
 }
 
 /// Loads a LayerNorm with HF names `weight` and `bias`.
@@ -57,7 +57,7 @@ impl FusedSelfAttention {
         };
         let head_dim = hidden / num_heads;
         Ok(Self {
-            qkv: Linear::new(w, b),
+            qkv: crate::cpu_fast::row_major_weight(Linear::new(w, b))?,
             out,
             num_heads,
             head_dim,
