@@ -80,8 +80,9 @@ pub fn linear_act(xs: &Tensor, lin: &Linear, act: Option<Activation>) -> Result<
     // The weight [n, k] as gemm's right-hand side [k, n]: stored transposed
     // (see `row_major_weight`: rows of n, column stride 1) or as loaded
     // (row stride 1, column stride k).
-    let (w, rhs_cs, rhs_rs) = if lin.weight().t()?.is_contiguous() {
-        (lin.weight().t()?, 1, n as isize)
+    let wt = lin.weight().t()?;
+    let (w, rhs_cs, rhs_rs) = if wt.is_contiguous() {
+        (wt, 1, n as isize)
     } else {
         (lin.weight().contiguous()?, k as isize, 1)
     };

@@ -4,15 +4,22 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-/// Loads a `Linear` with HF names `weight` [out,in] and (optionally) `bias` [out].
+/// Loads a `Linear` with HF names `weight` [out,in] and (optionally) `bias` [out],
+/// stored for the CPU fast path (`cpu_fast::row_major_weight`).
 pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    crate::cpu_fast::row_major_weight(linear_as_loaded(in_dim, out_dim, bias, vb)?)
+}
+
+/// [`linear`] with the weight as stored in the checkpoint, for layers that are
+/// combined before use (the fused QKV projection re-stores the combination once).
+fn linear_as_loaded(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     let w = vb.get((out_dim, in_dim), "weight")?;
     let b = if bias {
         Some(vb.get(out_dim, "bias")?)
     } else {
         None
     };
-    crate::cpu_fast::row_major_weight(Linear::new(w, b))
+    Ok(Linear::new(w, b))
 }
 
 /// Loads a LayerNorm with HF names `weight` and `bias`.
@@ -47,9 +54,9 @@ impl FusedSelfAttention {
         if num_heads == 0 || !hidden.is_multiple_of(num_heads) {
             candle_core::bail!("hidden size {hidden} is not divisible by {num_heads} heads")
         }
-        let q = linear(hidden, hidden, qkv_bias, vb_q)?;
-        let k = linear(hidden, hidden, qkv_bias, vb_k)?;
-        let v = linear(hidden, hidden, qkv_bias, vb_v)?;
+        let q = linear_as_loaded(hidden, hidden, qkv_bias, vb_q)?;
+        let k = linear_as_loaded(hidden, hidden, qkv_bias, vb_k)?;
+        let v = linear_as_loaded(hidden, hidden, qkv_bias, vb_v)?;
         let w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
         let b = match (q.bias(), k.bias(), v.bias()) {
             (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)?),
