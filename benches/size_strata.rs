@@ -14,6 +14,8 @@
 //! Output (JSON): `m`, `n`, `d`, `sizes` (base size per draw), `bases`
 //! (members per draw) and `values` (per draw, (m+1) x (n+1) row-major: row a =
 //! patch a-1 toggled (row 0: none), column b = token b-1 toggled).
+use multishap::core::estimators::shared::push_toggle_grid;
+use multishap::core::eval::evaluate_to_host;
 use multishap::core::sampling::{random_subset, rng_from_seed};
 use multishap::core::{CoalitionBatch, Game};
 use multishap::engine::vilt::ViltVqaGame;
@@ -75,28 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (c, group) in bases.chunks(chunk).enumerate() {
         let mut batch = CoalitionBatch::with_capacity(d, group.len() * (m + 1) * (n + 1));
         for base in group {
-            for a in 0..=m {
-                let row = if a == 0 {
-                    base.clone()
-                } else {
-                    base.with(a - 1, !base.contains(a - 1))
-                };
-                for b in 0..=n {
-                    if b == 0 {
-                        batch.push(&row);
-                    } else {
-                        let p = m + b - 1;
-                        batch.push(&row.with(p, !base.contains(p)));
-                    }
-                }
-            }
+            push_toggle_grid(&mut batch, base, m, n);
         }
-        let v = game.evaluate(&batch)?;
-        values.extend(
-            v.to_dtype(candle_core::DType::F64)?
-                .flatten_all()?
-                .to_vec1::<f64>()?,
-        );
+        values.extend(evaluate_to_host(&mut game, &batch)?);
         let done = (c + 1) * chunk;
         eprintln!(
             "{} / {} draws, {:.0} s",

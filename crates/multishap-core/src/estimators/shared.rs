@@ -11,7 +11,7 @@ use super::{begin, finish, masks, mean_and_stderr, vec_tensor};
 use crate::eval::evaluate_all;
 use crate::sampling::{random_subset, rng_from_seed};
 use crate::weights::Weights;
-use crate::{Approximator, CoalitionBatch, Error, Game, InteractionEstimate, Result};
+use crate::{Approximator, Coalition, CoalitionBatch, Error, Game, InteractionEstimate, Result};
 use candle_core::{Device, Tensor, D};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -88,8 +88,7 @@ impl Approximator for Shared {
         for (k, &s0) in sizes[..draws].iter().enumerate() {
             let (s, base) = match (&previous, self.antithetic && k % 2 == 1) {
                 (Some(prev), true) => {
-                    let comp =
-                        crate::Coalition::from_members(d, (0..d).filter(|&p| !prev.contains(p)));
+                    let comp = Coalition::from_members(d, (0..d).filter(|&p| !prev.contains(p)));
                     (d - prev.len(), comp)
                 }
                 _ => (s0, random_subset(&mut rng, d, &mut pool, s0)),
@@ -109,20 +108,7 @@ impl Approximator for Shared {
                     0.0
                 });
             }
-            for a in 0..=m {
-                let mut with_a = base.clone();
-                if a > 0 {
-                    with_a = with_a.with(a - 1, !base.contains(a - 1));
-                }
-                for b in 0..=n {
-                    if b == 0 {
-                        batch.push(&with_a);
-                    } else {
-                        let p = m + b - 1;
-                        batch.push(&with_a.with(p, !base.contains(p)));
-                    }
-                }
-            }
+            push_toggle_grid(&mut batch, &base, m, n);
             bases.push(&base);
         }
         let dev = game.device().clone();
@@ -169,6 +155,23 @@ impl Approximator for Shared {
             batch.len(),
             start,
         )
+    }
+}
+
+/// Appends the (m+1)(n+1) coalitions of one draw: `base` toggled at patch
+/// a-1 (row a; row 0 none) and at token b-1 (column b; column 0 none),
+/// row-major. Image players are 0..m, text players m..m+n.
+pub fn push_toggle_grid(batch: &mut CoalitionBatch, base: &Coalition, m: usize, n: usize) {
+    for a in 0..=m {
+        let row = if a == 0 {
+            base.clone()
+        } else {
+            base.with(a - 1, !base.contains(a - 1))
+        };
+        batch.push(&row);
+        for p in m..m + n {
+            batch.push(&row.with(p, !base.contains(p)));
+        }
     }
 }
 
